@@ -4,5 +4,6 @@
 //! The pipeline is source → [`syntax`] → eval; the CLI, the REPL and the tests all go
 //! through the functions here.
 
+pub mod explain;
 pub mod source;
 pub mod syntax;
