@@ -1,9 +1,118 @@
 //! `cnn`: define convolutional networks as layer graphs, check their shapes before anything
 //! runs, and execute them with reverse-mode autograd.
 //!
-//! The pipeline is source → [`syntax`] → eval; the CLI, the REPL and the tests all go
-//! through the functions here.
+//! The pipeline is source → [`syntax`] → [`eval`]; the CLI, the REPL and the tests all go
+//! through the functions here, so each sees the same diagnostics.
 
+pub mod builtins;
+pub mod cli;
+pub mod eval;
 pub mod explain;
+pub mod files;
+pub mod report;
 pub mod source;
 pub mod syntax;
+
+use eval::{Interpreter, Value};
+use report::Problem;
+use source::SourceFile;
+use syntax::ast::Program;
+
+/// A program that passed every check, with the warnings found on the way.
+pub struct Checked {
+    /// The parsed program, ready to run.
+    pub program: Program,
+    /// Warnings (they do not stop the run).
+    pub warnings: Vec<Problem>,
+}
+
+/// Parse and check a whole source; on failure, every problem found.
+pub fn check(source: &SourceFile) -> Result<Checked, Vec<Problem>> {
+    let program = syntax::parse(source)
+        .map_err(|errors| errors.into_iter().map(|e| Problem::new(e, source)).collect::<Vec<_>>())?;
+    Ok(Checked {
+        program,
+        warnings: Vec::new(),
+    })
+}
+
+/// Why a run stopped early.
+pub enum RunError {
+    /// The program did not pass the checks; nothing ran.
+    Check(Vec<Problem>),
+    /// The program failed while running.
+    Runtime(Problem),
+}
+
+/// Check `source`, then run it in `interpreter` (whose state it extends, as a REPL entry
+/// does). Returns the value of a final expression statement, if any.
+pub fn run(source: &SourceFile, interpreter: &mut Interpreter) -> Result<Option<Value>, RunError> {
+    let checked = check(source).map_err(RunError::Check)?;
+    interpreter
+        .run(&checked.program)
+        .map_err(|e| RunError::Runtime(Problem::new(e, source)))
+}
+
+/// Stack size for the thread that parses and runs scripts. Deeply nested but legal programs
+/// (long operator chains, deep recursion up to the interpreter's limit) recurse in the
+/// parser and the evaluator; the limits there keep the depth bounded, and this stack keeps
+/// the bound generous. Only the pages touched are ever committed.
+pub const PIPELINE_STACK_BYTES: usize = 512 << 20;
+
+/// Run `f` on a thread with [`PIPELINE_STACK_BYTES`] of stack and return its result.
+pub fn on_big_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let handle = std::thread::Builder::new()
+        .name("cnn".into())
+        .stack_size(PIPELINE_STACK_BYTES)
+        .spawn(f);
+    match handle {
+        Ok(h) => match h.join() {
+            Ok(v) => v,
+            Err(panic) => std::panic::resume_unwind(panic),
+        },
+        // Only when the system refuses a new thread at all; nothing sensible can go on.
+        Err(e) => panic!("cannot start the interpreter thread: {e}"),
+    }
+}
+
+/// What a whole run printed and reported, for tests and examples.
+pub struct Transcript {
+    /// Everything the program printed.
+    pub output: String,
+    /// Warnings and errors, in the order found.
+    pub problems: Vec<Problem>,
+    /// The exit code `cnn run` would give.
+    pub exit_code: i32,
+}
+
+/// Check and run `source` in a fresh interpreter, capturing its output.
+pub fn run_captured(source: &SourceFile) -> Transcript {
+    let buffer = SharedBuffer::default();
+    let mut interpreter = Interpreter::new(Box::new(buffer.clone()));
+    let (problems, exit_code) = match run(source, &mut interpreter) {
+        Ok(_) => (Vec::new(), cli::EXIT_OK),
+        Err(RunError::Check(problems)) => (problems, cli::EXIT_CHECK),
+        Err(RunError::Runtime(problem)) => (vec![problem], cli::EXIT_RUNTIME),
+    };
+    drop(interpreter);
+    let output = String::from_utf8_lossy(&buffer.0.borrow()).into_owned();
+    Transcript {
+        output,
+        problems,
+        exit_code,
+    }
+}
+
+/// An in-memory writer whose contents stay readable after the interpreter is dropped.
+#[derive(Clone, Default)]
+struct SharedBuffer(std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
+
+impl std::io::Write for SharedBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.borrow_mut().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

@@ -1,1 +1,75 @@
-fn main() {}
+//! The `cnn` command line: clap's parser in front of the commands in `cnn::cli`.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use cnn::cli;
+use cnn::report::Format;
+
+/// Define convolutional networks as layer graphs, check their shapes before anything runs,
+/// and execute them with reverse-mode autograd.
+#[derive(Parser)]
+#[command(name = "cnn", version, about, arg_required_else_help = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check a script, then run it.
+    Run {
+        /// The `.cnn` script.
+        file: PathBuf,
+        /// How diagnostics are printed.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+        format: OutputFormat,
+    },
+    /// Check a script without running it.
+    Check {
+        /// The `.cnn` script.
+        file: PathBuf,
+        /// How diagnostics are printed.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+        format: OutputFormat,
+    },
+    /// Print the long explanation of a diagnostic code, such as E0302.
+    Explain {
+        /// The code.
+        code: String,
+    },
+}
+
+/// The `--format` values.
+#[derive(Clone, Copy, ValueEnum)]
+enum OutputFormat {
+    /// Rendered for people.
+    Human,
+    /// One JSON object per diagnostic, one per line.
+    Json,
+}
+
+impl From<OutputFormat> for Format {
+    fn from(f: OutputFormat) -> Format {
+        match f {
+            OutputFormat::Human => Format::Human,
+            OutputFormat::Json => Format::Json,
+        }
+    }
+}
+
+fn main() {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            std::process::exit(if e.use_stderr() { cli::EXIT_USAGE } else { cli::EXIT_OK });
+        }
+    };
+    let code = cnn::on_big_stack(move || match cli.command {
+        Command::Run { file, format } => cli::run_file(&file, format.into()),
+        Command::Check { file, format } => cli::check_file(&file, format.into()),
+        Command::Explain { code } => cli::explain(&code),
+    });
+    std::process::exit(code);
+}

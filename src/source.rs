@@ -103,7 +103,7 @@ impl SourceFile {
     }
 
     /// The miette source, for attaching to a report.
-    pub fn named_source(&self) -> Arc<miette::NamedSource<String>> {
-        self.inner.clone()
+    pub fn named_source_ref(&self) -> &miette::NamedSource<String> {
+        &self.inner
     }
 }
