@@ -38,12 +38,14 @@ pub fn convert(text: &str, error: Error<Rule>) -> SyntaxError {
             Some("simplify the nesting of this statement".into()),
         );
     }
-    let (pos, expected) = match error.parse_attempts() {
-        Some(attempts) => (
-            attempts.max_position.max(location),
-            expected_from_tokens(&attempts.expected_tokens()),
-        ),
-        None => (location, expected_from_rules(&error.variant)),
+    let attempts = error
+        .parse_attempts()
+        .map(|a| (a.max_position, expected_from_tokens(&a.expected_tokens())));
+    let (pos, expected) = match attempts {
+        Some((pos, expected)) if pos >= location && !expected.is_empty() => (pos, expected),
+        // Nothing but lookaheads was tried there (a keyword where a name should be): the
+        // rules pest tried are the best guide.
+        _ => (location, expected_from_rules(&error.variant)),
     };
     let (span, found) = found_at(text, pos);
     let expected = join_expected(&expected);
@@ -127,13 +129,10 @@ fn expected_from_tokens<T: std::fmt::Display>(tokens: &[T]) -> BTreeSet<Expected
     if expected.contains(&Expected::Separator) {
         expected.remove(&Expected::Token("}".into()));
     }
-    if expected.is_empty() {
-        expected.insert(Expected::EndOfInput);
-    }
     expected
 }
 
-/// A coarser fallback from rule names, for when pest recorded no token attempts.
+/// A coarser answer from rule names, for when pest recorded no token attempts.
 fn expected_from_rules(variant: &ErrorVariant<Rule>) -> BTreeSet<Expected> {
     let mut expected = BTreeSet::new();
     if let ErrorVariant::ParsingError { positives, .. } = variant {
