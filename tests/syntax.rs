@@ -465,7 +465,32 @@ fn e0101_unexpected_token() {
     assert_eq!(code_of("x + é"), "E0101");
     assert_eq!(code_of("let x: 3 = 1"), "E0101");
     assert_eq!(code_of("x.1"), "E0101");
-    assert_eq!(code_of(")"), "E0101");
+    let (code, text, error) = one_error("print(f(1)))\nx");
+    assert_eq!((code, text.as_str()), ("E0101", ")"));
+    assert_eq!(error.span(), Span::new(11, 12));
+    assert_eq!(
+        error.to_string(),
+        "expected `=`, an operator, or a newline or `;`, found `)`"
+    );
+    let help = miette::Diagnostic::help(&error).unwrap().to_string();
+    assert_eq!(
+        help,
+        "no `(` is open here; remove this `)` or open one before it"
+    );
+    let (_, text, _) = one_error("x = 1 }");
+    assert_eq!(text, "}");
+    let (_, text, error) = one_error("if x { } else { } +");
+    assert_eq!(text, "+");
+    assert_eq!(
+        error.to_string(),
+        "expected a statement, or a newline or `;`, found `+`"
+    );
+    let (_, text, error) = one_error("a ! b");
+    assert_eq!(text, "!");
+    assert_eq!(
+        error.to_string(),
+        "expected `=`, an operator, or a newline or `;`, found `!`"
+    );
     // No rule name ever leaks into a message.
     for src in [
         "let = 1",

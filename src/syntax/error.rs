@@ -135,6 +135,17 @@ impl SyntaxError {
         }
     }
 
+    /// The same error with `help` in place of its own, where it has a help slot.
+    pub(crate) fn with_help(mut self, new_help: Option<String>) -> SyntaxError {
+        match &mut self {
+            SyntaxError::Unexpected { help, .. }
+            | SyntaxError::Unclosed { help, .. }
+            | SyntaxError::InvalidLiteral { help, .. }
+            | SyntaxError::NotAllowed { help, .. } => *help = new_help,
+        }
+        self
+    }
+
     /// The diagnostic code, `"E0101"` to `"E0104"`.
     pub fn code_str(&self) -> &'static str {
         match self {

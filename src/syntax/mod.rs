@@ -6,8 +6,8 @@
 
 pub mod ast;
 pub mod error;
-pub mod lower;
-pub mod pest_error;
+mod lower;
+mod pest_error;
 pub mod prepass;
 pub mod printer;
 
@@ -63,9 +63,20 @@ fn run<T>(
                 .unwrap_or(error);
             let error = pest_error::convert(&prepared.text, error);
             // An unclosed bracket usually explains whatever pest tripped over after it;
-            // an error before the bracket was opened is a separate, earlier mistake.
+            // an error before the bracket was opened is a separate, earlier mistake. A
+            // closer with nothing open is where pest fails too: its message says what was
+            // expected there, the pre-pass's help why the closer is wrong.
             Err(vec![match prepared.bracket_error {
-                Some(bracket) if bracket.span().start <= error.span().start => bracket,
+                Some(unclosed @ SyntaxError::Unclosed { .. })
+                    if unclosed.span().start <= error.span().start =>
+                {
+                    unclosed
+                }
+                Some(SyntaxError::Unexpected { span, help, .. })
+                    if span.offset() == error.span().start as usize =>
+                {
+                    error.with_help(help)
+                }
                 _ => error,
             }])
         }

@@ -62,6 +62,7 @@ pub fn convert(text: &str, error: Error<Rule>) -> SyntaxError {
 /// listed in.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Expected {
+    Statement,
     Expression,
     Identifier,
     Token(String),
@@ -73,6 +74,7 @@ enum Expected {
 impl Expected {
     fn describe(&self) -> String {
         match self {
+            Expected::Statement => "a statement".into(),
             Expected::Expression => "an expression".into(),
             Expected::Identifier => "an identifier".into(),
             Expected::Token(token) => format!("`{token}`"),
@@ -82,6 +84,11 @@ impl Expected {
         }
     }
 }
+
+const STATEMENT_KEYWORDS: [&str; 12] = [
+    "let", "input", "return", "break", "continue", "assert", "if", "for", "while", "with", "fn",
+    "net",
+];
 
 const OPERATORS: [&str; 17] = [
     "|>", "or", "and", "==", "!=", "<", "<=", ">", ">=", "..", "+", "-", "*", "/", "//", "%", "@",
@@ -123,6 +130,19 @@ fn expected_from_tokens<T: std::fmt::Display>(tokens: &[T]) -> BTreeSet<Expected
             other => Expected::Token(other.to_string()),
         };
         expected.insert(item);
+    }
+    // At the start of a statement every keyword that can begin one is tried.
+    if expected.contains(&Expected::Token("let".into())) {
+        expected.retain(
+            |e| !matches!(e, Expected::Token(t) if STATEMENT_KEYWORDS.contains(&t.as_str())),
+        );
+        expected.remove(&Expected::Expression);
+        expected.insert(Expected::Statement);
+    }
+    // After an expression statement, `+=` and friends are tried along with `=`; naming
+    // `=` is enough.
+    if expected.contains(&Expected::Token("=".into())) {
+        expected.retain(|e| !matches!(e, Expected::Token(t) if t.len() == 2 && t.ends_with('=')));
     }
     // A block's `}` is tried after every statement, even at the top level, where naming it
     // would mislead; a newline or `;` is the answer that always applies.
@@ -231,11 +251,18 @@ fn token_len(rest: &str) -> usize {
         b'A'..=b'Z' | b'a'..=b'z' | b'_' => run(|b| b.is_ascii_alphanumeric() || b == b'_'),
         b'0'..=b'9' => run(|b| b.is_ascii_alphanumeric() || b == b'.'),
         b'"' => {
-            let mut at = 1;
-            while at < bytes.len() && !matches!(bytes[at], b'"' | b'\n') {
-                at += if bytes[at] == b'\\' { 2 } else { 1 };
+            let mut chars = rest.char_indices().skip(1);
+            while let Some((at, c)) = chars.next() {
+                match c {
+                    '"' => return at + 1,
+                    '\n' => return at,
+                    '\\' => {
+                        chars.next();
+                    }
+                    _ => {}
+                }
             }
-            (at + 1).min(bytes.len())
+            rest.len()
         }
         _ => {
             const LONG: [&str; 12] = [

@@ -34,8 +34,8 @@ pub struct Prepared {
     /// The source with comments blanked and joinable newlines turned into spaces; the
     /// same length as the source, every offset unchanged.
     pub text: String,
-    /// The first unclosed or mismatched bracket, if any. The caller reports it unless pest
-    /// finds an earlier error.
+    /// The first unclosed, mismatched or unmatched bracket, if any. The caller reports it
+    /// unless pest finds an earlier error.
     pub bracket_error: Option<SyntaxError>,
 }
 
@@ -243,7 +243,18 @@ impl<'a> Scanner<'a> {
         self.pos += 1;
         self.last = Last::Operand;
         let Some(open) = self.stack.pop() else {
-            // A stray closer: pest reports it as an unexpected token.
+            if self.bracket_error.is_none() {
+                self.bracket_error = Some(SyntaxError::unexpected(
+                    format!("unmatched `{}`", byte as char),
+                    Span::new(offset, offset + 1),
+                    "nothing is open here",
+                    Some(format!(
+                        "no `{}` is open here; remove this `{}` or open one before it",
+                        opener_of(byte) as char,
+                        byte as char
+                    )),
+                ));
+            }
             return;
         };
         // A closed group is one more level for whatever it is an operand of; bounded by the
@@ -329,18 +340,12 @@ impl<'a> Scanner<'a> {
         ];
         let start = self.pos;
         let rest = &self.src[start..];
+        // Anything else is one byte: a stray non-ASCII character is never part of a
+        // token this pass cares about, and only ASCII bytes are ever rewritten.
         let len = if LONG.iter().any(|op| rest.starts_with(op)) {
             2
         } else {
-            // One byte, or a whole UTF-8 character, so a stray `é` stays one token.
-            std::str::from_utf8(&rest[..rest.len().min(4)])
-                .ok()
-                .or_else(|| {
-                    let valid = std::str::from_utf8(rest).err()?.valid_up_to();
-                    std::str::from_utf8(&rest[..valid]).ok()
-                })
-                .and_then(|s| s.chars().next())
-                .map_or(1, char::len_utf8)
+            1
         };
         self.pos += len;
         let token = &rest[..len];
@@ -388,6 +393,14 @@ impl<'a> Scanner<'a> {
             "the limit is reached here",
             Some("split the expression into several `let` statements".into()),
         ))
+    }
+}
+
+fn opener_of(closer: u8) -> u8 {
+    match closer {
+        b')' => b'(',
+        b']' => b'[',
+        _ => b'{',
     }
 }
 
