@@ -185,6 +185,8 @@ fn literals() {
     assert_eq!(expr("none"), "none");
     assert_eq!(expr(r#""a\n\t\\\"b""#), r#""a\n\t\\\"b""#);
     assert_eq!(expr("9223372036854775807"), "9223372036854775807");
+    assert_eq!(expr("\"\""), "\"\"");
+    assert_eq!(expr("\"# not a comment (\""), "\"# not a comment (\"");
     assert_eq!(expr("_"), "_");
     assert!(matches!(
         parse_expr("_").unwrap().node,

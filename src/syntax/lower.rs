@@ -91,6 +91,15 @@ impl Context {
         net_top: false,
     };
 
+    /// A loop body: `break` and `continue` are allowed until the next `fn` or `net`.
+    fn in_loop(self) -> Context {
+        Context {
+            in_loop: true,
+            net_top: false,
+            ..self
+        }
+    }
+
     /// A nested block (`if`, `with`, loop body) is no longer the top of a net body.
     fn nested(self) -> Context {
         Context {
@@ -671,17 +680,6 @@ impl Lowerer {
             }
         }
         ExprKind::Str(value.into())
-    }
-}
-
-impl Context {
-    /// A loop body: `break` and `continue` are allowed until the next `fn` or `net`.
-    fn in_loop(self) -> Context {
-        Context {
-            in_loop: true,
-            net_top: false,
-            ..self
-        }
     }
 }
 
