@@ -4,5 +4,7 @@
 //! The pipeline is source → [`syntax`] → eval; the CLI, the REPL and the tests all go
 //! through the functions here.
 
+pub mod builtins;
+pub mod eval;
 pub mod source;
 pub mod syntax;
