@@ -1,0 +1,99 @@
+//! The commands behind `cnn run`, `cnn check` and `cnn explain`: each reads its input,
+//! goes through the pipeline in `lib.rs`, writes what it found, and returns the exit code.
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::eval::Interpreter;
+use crate::report::{Format, Problem, render_all};
+use crate::source::SourceFile;
+use crate::{RunError, check, files, run};
+
+/// Exit code: success.
+pub const EXIT_OK: i32 = 0;
+/// Exit code: the program did not pass the checks.
+pub const EXIT_CHECK: i32 = 1;
+/// Exit code: the program failed while running.
+pub const EXIT_RUNTIME: i32 = 2;
+/// Exit code: the command line was wrong (bad arguments, unreadable script).
+pub const EXIT_USAGE: i32 = 64;
+
+fn emit(problems: &[Problem], format: Format) {
+    if problems.is_empty() {
+        return;
+    }
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "{}", render_all(problems, format));
+}
+
+fn load(path: &Path, format: Format) -> Result<SourceFile, i32> {
+    match files::read_text(path) {
+        Ok(text) => Ok(SourceFile::new(path.to_string_lossy(), text)),
+        Err(e) => {
+            let source = SourceFile::new(path.to_string_lossy(), "");
+            emit(&[Problem::new(e, &source)], format);
+            Err(EXIT_USAGE)
+        }
+    }
+}
+
+/// `cnn check FILE`: report every problem; exit 1 if there are errors.
+pub fn check_file(path: &Path, format: Format) -> i32 {
+    let source = match load(path, format) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    match check(&source) {
+        Ok(checked) => {
+            emit(&checked.warnings, format);
+            if format != Format::Json {
+                eprintln!("{}: no errors", source.name());
+            }
+            EXIT_OK
+        }
+        Err(problems) => {
+            emit(&problems, format);
+            EXIT_CHECK
+        }
+    }
+}
+
+/// `cnn run FILE`: check, then run; exit 1 on check errors, 2 on a run-time error.
+pub fn run_file(path: &Path, format: Format) -> i32 {
+    let source = match load(path, format) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let mut interpreter = Interpreter::new(Box::new(std::io::stdout()));
+    let outcome = run(&source, &mut interpreter);
+    let _ = std::io::stdout().flush();
+    match outcome {
+        Ok(_) => EXIT_OK,
+        Err(RunError::Check(problems)) => {
+            emit(&problems, format);
+            EXIT_CHECK
+        }
+        Err(RunError::Runtime(problem)) => {
+            emit(&[problem], format);
+            EXIT_RUNTIME
+        }
+    }
+}
+
+/// `cnn explain CODE`: print the long explanation of a diagnostic code.
+pub fn explain(code: &str) -> i32 {
+    match crate::explain::explain(code) {
+        Some(text) => {
+            println!("{}", text.trim_end());
+            EXIT_OK
+        }
+        None => {
+            let known: Vec<&str> = crate::explain::codes().collect();
+            eprintln!(
+                "error: no diagnostic code `{code}`; the codes are {}",
+                known.join(", ")
+            );
+            EXIT_USAGE
+        }
+    }
+}

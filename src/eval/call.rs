@@ -1,0 +1,298 @@
+//! Calls: binding arguments to parameters (one routine for user `fn`s and builtins), then
+//! running the callee.
+
+use std::rc::Rc;
+
+use super::error::{RuntimeError, closest};
+use super::value::Value;
+use super::{EvalResult, Flow, Interpreter};
+use crate::builtins::{Args, BuiltinDef, BuiltinParam, DefaultValue};
+use crate::source::Span;
+use crate::syntax::ast::{Arg, FnDef, Param};
+
+/// One evaluated call argument.
+#[derive(Clone, Debug)]
+pub struct CallArg {
+    /// The keyword and its span, for `name=value`.
+    pub keyword: Option<(Rc<str>, Span)>,
+    /// The value.
+    pub value: Value,
+    /// The whole argument as written.
+    pub span: Span,
+}
+
+impl CallArg {
+    /// A positional argument.
+    pub fn positional(value: Value, span: Span) -> CallArg {
+        CallArg {
+            keyword: None,
+            value,
+            span,
+        }
+    }
+}
+
+/// A parameter list as the binder sees it: names and which ones may be omitted.
+pub(crate) trait ParamList {
+    /// Number of named parameters.
+    fn count(&self) -> usize;
+    /// The `i`-th parameter's name.
+    fn name(&self, i: usize) -> &str;
+    /// Whether the `i`-th parameter has a default.
+    fn has_default(&self, i: usize) -> bool;
+}
+
+impl ParamList for Vec<Param> {
+    fn count(&self) -> usize {
+        self.len()
+    }
+    fn name(&self, i: usize) -> &str {
+        &self[i].name.name
+    }
+    fn has_default(&self, i: usize) -> bool {
+        self[i].default.is_some()
+    }
+}
+
+impl ParamList for &'static [BuiltinParam] {
+    fn count(&self) -> usize {
+        self.len()
+    }
+    fn name(&self, i: usize) -> &str {
+        self[i].name
+    }
+    fn has_default(&self, i: usize) -> bool {
+        self[i].default != DefaultValue::Required
+    }
+}
+
+/// Arguments matched to parameters: one slot per parameter (empty where the default
+/// applies) and the surplus positionals of a variadic callee.
+pub(crate) struct Bound {
+    pub slots: Vec<Option<(Value, Span)>>,
+    pub rest: Vec<(Value, Span)>,
+}
+
+/// The callee as the binder describes it in messages.
+pub(crate) struct Callee<'a> {
+    pub name: &'a str,
+    pub params: &'a dyn ParamList,
+    pub variadic: bool,
+    pub signature: &'a dyn Fn() -> String,
+}
+
+/// Binds positional arguments in order, then keywords by name: E0203 for surplus
+/// positionals, E0204 for unknown keywords, E0206 for a parameter given twice, E0205 for a
+/// required parameter left out.
+pub(crate) fn bind(callee: &Callee<'_>, args: Vec<CallArg>, call: Span) -> EvalResult<Bound> {
+    let n = callee.params.count();
+    let mut slots: Vec<Option<(Value, Span)>> = vec![None; n];
+    let mut rest = Vec::new();
+    let mut positional = 0;
+    for arg in args {
+        match arg.keyword {
+            None => {
+                if positional < n {
+                    slots[positional] = Some((arg.value, arg.span));
+                } else if callee.variadic {
+                    rest.push((arg.value, arg.span));
+                } else {
+                    return Err(Box::new(RuntimeError::TooManyArguments {
+                        callee: callee.name.to_string(),
+                        max: n,
+                        given: positional + 1,
+                        span: arg.span,
+                        help: format!("the signature is `{}`", (callee.signature)()),
+                        calls: Vec::new(),
+                    }));
+                }
+                positional += 1;
+            }
+            Some((name, name_span)) => {
+                let Some(i) = (0..n).find(|&i| callee.params.name(i) == &*name) else {
+                    let names = (0..n).map(|i| callee.params.name(i));
+                    let help = match closest(&name, names) {
+                        Some(near) => format!("did you mean `{near}`?"),
+                        None => format!("the signature is `{}`", (callee.signature)()),
+                    };
+                    return Err(Box::new(RuntimeError::UnknownKeyword {
+                        callee: callee.name.to_string(),
+                        name: name.to_string(),
+                        span: name_span,
+                        help,
+                        calls: Vec::new(),
+                    }));
+                };
+                if let Some((_, first)) = &slots[i] {
+                    return Err(Box::new(RuntimeError::ArgumentGivenTwice {
+                        callee: callee.name.to_string(),
+                        name: name.to_string(),
+                        span: arg.span,
+                        first: *first,
+                        calls: Vec::new(),
+                    }));
+                }
+                slots[i] = Some((arg.value, arg.span));
+            }
+        }
+    }
+    if let Some(i) = (0..n).find(|&i| slots[i].is_none() && !callee.params.has_default(i)) {
+        let name = callee.params.name(i);
+        return Err(Box::new(RuntimeError::MissingArgument {
+            callee: callee.name.to_string(),
+            name: name.to_string(),
+            span: call,
+            help: format!(
+                "pass it by position or as `{name}=...`; the signature is `{}`",
+                (callee.signature)()
+            ),
+            calls: Vec::new(),
+        }));
+    }
+    Ok(Bound { slots, rest })
+}
+
+/// `name(a, b=…)`: a user fn's signature (default expressions are not kept as text).
+fn fn_signature(def: &FnDef) -> String {
+    let params: Vec<String> = def
+        .params
+        .iter()
+        .map(|p| match p.default {
+            Some(_) => format!("{}=…", p.name.name),
+            None => p.name.name.to_string(),
+        })
+        .collect();
+    format!("{}({})", def.name.name, params.join(", "))
+}
+
+impl Interpreter {
+    /// Evaluates call arguments left to right.
+    pub(super) fn eval_args(&mut self, args: &[Arg]) -> EvalResult<Vec<CallArg>> {
+        let mut out = Vec::with_capacity(args.len());
+        for arg in args {
+            out.push(CallArg {
+                keyword: arg.name.as_ref().map(|k| (k.name.clone(), k.span)),
+                value: self.eval(&arg.value)?,
+                span: arg.span,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Calls `callee` with evaluated arguments; `span` is the call, for labels. Builtins
+    /// use this to call back into scripts (`timeit`).
+    pub fn call_value(
+        &mut self,
+        callee: &Value,
+        args: Vec<CallArg>,
+        span: Span,
+    ) -> EvalResult<Value> {
+        self.check_interrupt(span)?;
+        match callee {
+            Value::Function(def) => self.call_fn(def, args, span),
+            Value::Builtin(def) => self.call_builtin(def, args, span),
+            // Layers, nets and optimizers will be callable here.
+            other => Err(Box::new(
+                RuntimeError::wrong_type("callee", "a function or layer", other.type_name(), span)
+                    .with_help("only functions, layers and nets can be called"),
+            )),
+        }
+    }
+
+    fn call_fn(&mut self, def: &Rc<FnDef>, args: Vec<CallArg>, span: Span) -> EvalResult<Value> {
+        if self.env.depth() >= self.recursion_limit {
+            return Err(Box::new(RuntimeError::value_with_help(
+                format!(
+                    "maximum recursion depth ({}) exceeded",
+                    self.recursion_limit
+                ),
+                span,
+                format!("call to `{}` too deep", def.name.name),
+                "a recursive fn needs a case that returns without calling itself",
+            )));
+        }
+        let signature = || fn_signature(def);
+        let callee = Callee {
+            name: &def.name.name,
+            params: &def.params,
+            variadic: false,
+            signature: &signature,
+        };
+        let bound = bind(&callee, args, span)?;
+        let mark = self.env.mark();
+        self.env.push_frame();
+        let result = self.run_fn_body(def, bound);
+        self.env.reset_to(mark);
+        result.map_err(|mut err| {
+            // Recursion repeats one call site; one label per site is enough.
+            if err.calls().last() != Some(&span) {
+                err.push_call(span);
+            }
+            err
+        })
+    }
+
+    /// Binds the parameters in the new frame (defaults see the parameters before them),
+    /// then runs the body.
+    fn run_fn_body(&mut self, def: &FnDef, bound: Bound) -> EvalResult<Value> {
+        for (param, slot) in def.params.iter().zip(bound.slots) {
+            let value = match (slot, &param.default) {
+                (Some((value, _)), _) => value,
+                (None, Some(default)) => self.eval(default)?,
+                // `bind` has reported missing required parameters.
+                (None, None) => Value::None,
+            };
+            self.env.push(param.name.name.clone(), value);
+        }
+        match self.exec_stmts(&def.body.node)? {
+            Flow::Normal => Ok(Value::None),
+            Flow::Return(value, _) => Ok(value),
+            Flow::Break(span) => Err(Self::misplaced("break", "a loop", span)),
+            Flow::Continue(span) => Err(Self::misplaced("continue", "a loop", span)),
+        }
+    }
+
+    fn call_builtin(
+        &mut self,
+        def: &'static BuiltinDef,
+        args: Vec<CallArg>,
+        span: Span,
+    ) -> EvalResult<Value> {
+        let signature = || def.signature();
+        let callee = Callee {
+            name: def.name,
+            params: &def.params,
+            variadic: def.rest.is_some(),
+            signature: &signature,
+        };
+        let bound = bind(&callee, args, span)?;
+        let mut values = Vec::with_capacity(def.params.len());
+        let mut spans = Vec::with_capacity(def.params.len());
+        for (param, slot) in def.params.iter().zip(bound.slots) {
+            let (value, arg_span) = match slot {
+                Some(given) => given,
+                None => (param.default.to_value().unwrap_or(Value::None), span),
+            };
+            let none_allowed = param.default == DefaultValue::None && matches!(value, Value::None);
+            if !none_allowed && !param.ty.accepts(&value) {
+                return Err(Box::new(RuntimeError::wrong_type(
+                    format!("argument `{}` of `{}`", param.name, def.name),
+                    param.ty.describe(),
+                    value.type_name(),
+                    arg_span,
+                )));
+            }
+            values.push(value);
+            spans.push(arg_span);
+        }
+        (def.run)(
+            self,
+            Args {
+                values,
+                spans,
+                rest: bound.rest,
+                call: span,
+            },
+        )
+    }
+}

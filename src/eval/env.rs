@@ -1,0 +1,241 @@
+//! Variable scopes.
+//!
+//! All bindings live in one stack, `Vec<(name, value)>`, searched from the top. Blocks
+//! and calls only record where they start, so entering and leaving a scope costs a push and
+//! a truncate, and a lookup scans a handful of entries without hashing or allocating. Names
+//! are `Rc<str>` shared with the AST, so most comparisons fail or succeed on the length or
+//! the first byte.
+
+use std::rc::Rc;
+
+use super::value::Value;
+
+/// The bindings of a running program: the script's top level, its blocks and the frames
+/// of the `fn` calls in progress.
+#[derive(Debug, Default)]
+pub struct Env {
+    /// Every live binding, outermost first.
+    bindings: Vec<(Rc<str>, Value)>,
+    /// Where each open scope starts in `bindings`; scope 0 (the top level) starts at 0.
+    scopes: Vec<usize>,
+    /// For each `fn` call in progress, the index in `scopes` of its first scope.
+    frames: Vec<usize>,
+}
+
+/// Where an [`Env`] stood before a scope or frame was entered, to return to it.
+#[derive(Clone, Copy, Debug)]
+pub struct Mark {
+    bindings: usize,
+    scopes: usize,
+    frames: usize,
+}
+
+fn same_name(a: &Rc<str>, b: &str) -> bool {
+    std::ptr::eq(a.as_ptr(), b.as_ptr()) && a.len() == b.len() || **a == *b
+}
+
+impl Env {
+    /// An environment with an empty top level.
+    pub fn new() -> Env {
+        Env {
+            bindings: Vec::new(),
+            scopes: vec![0],
+            frames: Vec::new(),
+        }
+    }
+
+    /// The current position, for [`Env::reset_to`].
+    pub fn mark(&self) -> Mark {
+        Mark {
+            bindings: self.bindings.len(),
+            scopes: self.scopes.len(),
+            frames: self.frames.len(),
+        }
+    }
+
+    /// Drops every scope, frame and binding opened after `mark`.
+    pub fn reset_to(&mut self, mark: Mark) {
+        self.bindings.truncate(mark.bindings);
+        self.scopes.truncate(mark.scopes.max(1));
+        self.frames.truncate(mark.frames);
+    }
+
+    /// Leaves only the top-level scope, after an error stopped a run midway; top-level
+    /// bindings made before the error stay.
+    pub fn unwind_to_top(&mut self) {
+        let end = self.globals_end();
+        self.bindings.truncate(end);
+        self.scopes.truncate(1);
+        self.frames.clear();
+    }
+
+    /// Opens a block scope.
+    pub fn push_scope(&mut self) {
+        self.scopes.push(self.bindings.len());
+    }
+
+    /// Opens a call frame: the callee sees only its own bindings and the top level.
+    pub fn push_frame(&mut self) {
+        self.frames.push(self.scopes.len());
+        self.push_scope();
+    }
+
+    /// Drops the bindings of the current scope after its first `keep`, for loops that
+    /// reuse one scope per pass.
+    pub fn clear_scope_after(&mut self, keep: usize) {
+        if let Some(&start) = self.scopes.last() {
+            self.bindings.truncate(start + keep);
+        }
+    }
+
+    /// The end of the top-level bindings: inner scopes are pushed after it.
+    fn globals_end(&self) -> usize {
+        self.scopes.get(1).copied().unwrap_or(self.bindings.len())
+    }
+
+    /// The first binding visible from the current frame: a `fn` body does not see its
+    /// caller's locals.
+    fn frame_start(&self) -> usize {
+        match self.frames.last() {
+            Some(&scope) => self.scopes.get(scope).copied().unwrap_or(0),
+            None => 0,
+        }
+    }
+
+    /// Index of the binding `name` resolves to: the innermost one in the current frame,
+    /// else the latest top-level one.
+    fn find(&self, name: &str) -> Option<usize> {
+        let start = self.frame_start();
+        let local = self.bindings[start..]
+            .iter()
+            .rposition(|(n, _)| same_name(n, name))
+            .map(|i| i + start);
+        if local.is_some() || start == 0 {
+            return local;
+        }
+        let globals = self.globals_end().min(start);
+        self.bindings[..globals]
+            .iter()
+            .rposition(|(n, _)| same_name(n, name))
+    }
+
+    /// The value bound to `name`.
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.find(name).map(|i| &self.bindings[i].1)
+    }
+
+    /// Rebinds the nearest visible `name`; false if there is none.
+    pub fn assign(&mut self, name: &str, value: Value) -> bool {
+        match self.find(name) {
+            Some(i) => {
+                self.bindings[i].1 = value;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A mutable reference to the value bound to `name`, for in-place updates.
+    pub fn get_mut(&mut self, name: &str) -> Option<&mut Value> {
+        self.find(name).map(|i| &mut self.bindings[i].1)
+    }
+
+    /// Declares `name` in the current scope. Redeclaring in the same scope replaces the old
+    /// binding: without closures nothing can still see it, and loops stay bounded.
+    pub fn declare(&mut self, name: Rc<str>, value: Value) {
+        let start = self.scopes.last().copied().unwrap_or(0);
+        if let Some(slot) = self.bindings[start..]
+            .iter_mut()
+            .rev()
+            .find(|(n, _)| same_name(n, &name))
+        {
+            slot.1 = value;
+        } else {
+            self.bindings.push((name, value));
+        }
+    }
+
+    /// Pushes a binding without looking for an old one (fresh scopes, parameters).
+    pub fn push(&mut self, name: Rc<str>, value: Value) {
+        self.bindings.push((name, value));
+    }
+
+    /// A mutable reference to the binding `offset` places into the current scope.
+    pub fn scope_slot(&mut self, offset: usize) -> Option<&mut Value> {
+        let start = self.scopes.last().copied()?;
+        self.bindings.get_mut(start + offset).map(|(_, v)| v)
+    }
+
+    /// Every name visible from the current frame, for "did you mean" hints and completion.
+    pub fn visible_names(&self) -> impl Iterator<Item = &str> {
+        let start = self.frame_start();
+        let globals = if start == 0 {
+            0
+        } else {
+            self.globals_end().min(start)
+        };
+        self.bindings[..globals]
+            .iter()
+            .chain(self.bindings[start..].iter())
+            .map(|(n, _)| &**n)
+    }
+
+    /// The top-level bindings, latest last (a REPL's `:vars`).
+    pub fn globals(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.bindings[..self.globals_end()]
+            .iter()
+            .map(|(n, v)| (&**n, v))
+    }
+
+    /// Number of `fn` calls in progress.
+    pub fn depth(&self) -> usize {
+        self.frames.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn int(env: &Env, name: &str) -> Option<i64> {
+        match env.get(name) {
+            Some(Value::Int(i)) => Some(*i),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn blocks_scope_lets_and_assignment_finds_the_outer_name() {
+        let mut env = Env::new();
+        env.declare("x".into(), Value::Int(1));
+        env.push_scope();
+        env.declare("x".into(), Value::Int(100));
+        assert!(env.assign("x", Value::Int(101)));
+        env.declare("y".into(), Value::Int(2));
+        assert_eq!(int(&env, "x"), Some(101));
+        let mark = Mark {
+            bindings: 1,
+            scopes: 1,
+            frames: 0,
+        };
+        env.reset_to(mark);
+        assert_eq!(int(&env, "x"), Some(1));
+        assert_eq!(int(&env, "y"), None);
+        assert!(!env.assign("y", Value::Int(0)));
+    }
+
+    #[test]
+    fn frames_hide_the_callers_locals_but_not_globals() {
+        let mut env = Env::new();
+        env.declare("g".into(), Value::Int(1));
+        env.push_scope();
+        env.declare("local".into(), Value::Int(2));
+        env.push_frame();
+        env.push("param".into(), Value::Int(3));
+        assert_eq!(int(&env, "g"), Some(1));
+        assert_eq!(int(&env, "local"), None);
+        assert_eq!(int(&env, "param"), Some(3));
+        let names: Vec<_> = env.visible_names().collect();
+        assert_eq!(names, ["g", "param"]);
+    }
+}

@@ -1,0 +1,507 @@
+//! Run-time errors of the interpreter.
+//!
+//! Every variant carries the span of the expression that failed and `calls`, the spans of
+//! the `fn` calls that led there (innermost first), rendered as extra "called from here"
+//! labels. Errors hold no source text and no [`Value`](super::Value)s (those are not
+//! `Send`); the report layer attaches the source.
+
+use miette::Diagnostic;
+use thiserror::Error;
+
+use crate::source::Span;
+
+/// An error raised while running a program.
+#[derive(Debug, Error, Diagnostic, Clone, PartialEq)]
+pub enum RuntimeError {
+    /// A name that no `let`, `fn`, parameter or builtin declares: `print(totl)`.
+    #[error("undefined name `{name}`")]
+    #[diagnostic(code(E0201))]
+    UndefinedName {
+        /// The name as written.
+        name: String,
+        /// Where it was used.
+        #[label("not defined here")]
+        span: Span,
+        /// The fix, naming the closest visible name when there is one.
+        #[help]
+        help: String,
+        /// The calls that led here.
+        #[label(collection, "called from here")]
+        calls: Vec<Span>,
+    },
+
+    /// A field or method the value does not have: `timeit(f).mean`.
+    #[error("{type_name} has no field or method `{name}`")]
+    #[diagnostic(code(E0202))]
+    NoSuchField {
+        /// The type of the value (`record timeit`, `int`).
+        type_name: String,
+        /// The field asked for.
+        name: String,
+        /// The field's name in the source.
+        #[label("no `{name}` here")]
+        span: Span,
+        /// The closest field, or the list of fields.
+        #[help]
+        help: String,
+        /// The calls that led here.
+        #[label(collection, "called from here")]
+        calls: Vec<Span>,
+    },
+
+    /// More positional arguments than parameters: `area(1, 2, 3)` for `fn area(h, w=2)`.
+    #[error("`{callee}` takes at most {max} positional argument{s}, got {given}", s = if *max == 1 { "" } else { "s" })]
+    #[diagnostic(code(E0203))]
+    TooManyArguments {
+        /// The function called.
+        callee: String,
+        /// How many it takes.
+        max: usize,
+        /// How many were passed.
+        given: usize,
+        /// The first surplus argument.
+        #[label("unexpected argument")]
+        span: Span,
+        /// The signature, so the fix is visible.
+        #[help]
+        help: String,
+        /// The calls that led here.
+        #[label(collection, "called from here")]
+        calls: Vec<Span>,
+    },
+
+    /// A keyword that names no parameter: `Conv2d(1, 8, kernal_size=3)`.
+    #[error("`{callee}` has no parameter `{name}`")]
+    #[diagnostic(code(E0204))]
+    UnknownKeyword {
+        /// The function called.
+        callee: String,
+        /// The keyword as written.
+        name: String,
+        /// The keyword argument.
+        #[label("unknown keyword")]
+        span: Span,
+        /// The closest parameter name, or the signature.
+        #[help]
+        help: String,
+        /// The calls that led here.
+        #[label(collection, "called from here")]
+        calls: Vec<Span>,
+    },
+
+    /// A parameter without a default that the call does not supply: `area()`.
+    #[error("`{callee}` is missing its argument `{name}`")]
+    #[diagnostic(code(E0205))]
+    MissingArgument {
+        /// The function called.
+        callee: String,
+        /// The parameter left without a value.
+        name: String,
+        /// The call.
+        #[label("`{name}` not given")]
+        span: Span,
+        /// How to pass it.
+        #[help]
+        help: String,
+        /// The calls that led here.
+        #[label(collection, "called from here")]
+        calls: Vec<Span>,
+    },
+
+    /// One parameter given two values: `area(3, h=4)`.
+    #[error("`{callee}` got two values for `{name}`")]
+    #[diagnostic(code(E0206))]
+    ArgumentGivenTwice {
+        /// The function called.
+        callee: String,
+        /// The parameter.
+        name: String,
+        /// The second value.
+        #[label("given again here")]
+        span: Span,
+        /// The first value.
+        #[label("first given here")]
+        first: Span,
+        /// The calls that led here.
+        #[label(collection, "called from here")]
+        calls: Vec<Span>,
+    },
+
+    /// A value of the wrong type: `len(3)`, `1 + "a"`, `5(2)`.
+    #[error("wrong type for {what}: expected {expected}, got {got}")]
+    #[diagnostic(code(E0207))]
+    WrongType {
+        /// What was being typed: "argument `x` of `len`", "operands of `+`".
+        what: String,
+        /// The types accepted.
+        expected: String,
+        /// The type found.
+        got: String,
+        /// The offending expression.
+        #[label("this is {got}")]
+        span: Span,
+        /// A conversion or alternative, when one exists.
+        #[help]
+        help: Option<String>,
+        /// The calls that led here.
+        #[label(collection, "called from here")]
+        calls: Vec<Span>,
+    },
+
+    /// Plain assignment to a name no `let` declared: `totl = 1`.
+    #[error("assignment to undeclared name `{name}`")]
+    #[diagnostic(code(E0208))]
+    AssignToUndeclared {
+        /// The name assigned.
+        name: String,
+        /// The assignment target.
+        #[label("not declared")]
+        span: Span,
+        /// `let`, or the closest declared name.
+        #[help]
+        help: String,
+        /// The calls that led here.
+        #[label(collection, "called from here")]
+        calls: Vec<Span>,
+    },
+
+    /// `break`, `continue` or `return` where no loop or function catches it.
+    #[error("`{statement}` outside of {place}")]
+    #[diagnostic(code(E0104))]
+    StatementNotAllowed {
+        /// `break`, `continue` or `return`.
+        statement: &'static str,
+        /// "a loop" or "a function".
+        place: &'static str,
+        /// The statement.
+        #[label("not allowed here")]
+        span: Span,
+        /// The calls that led here.
+        #[label(collection, "called from here")]
+        calls: Vec<Span>,
+    },
+
+    /// An index past either end: `[1, 2][2]`.
+    #[error("index {index} is out of range for {type_name} of length {len}")]
+    #[diagnostic(code(E0313))]
+    IndexOutOfRange {
+        /// The index as given.
+        index: i64,
+        /// Length of the indexed value.
+        len: usize,
+        /// `list`, `str` or `range`.
+        type_name: &'static str,
+        /// The index expression.
+        #[label("valid indices are -{len}..{len}")]
+        span: Span,
+        /// The calls that led here.
+        #[label(collection, "called from here")]
+        calls: Vec<Span>,
+    },
+
+    /// `assert cond, message` with a false `cond`.
+    #[error("assertion failed: {message}")]
+    #[diagnostic(code(E0504))]
+    AssertionFailed {
+        /// The assert's message, or the condition's text when it has none.
+        message: String,
+        /// The condition.
+        #[label("this is false")]
+        span: Span,
+        /// The calls that led here.
+        #[label(collection, "called from here")]
+        calls: Vec<Span>,
+    },
+
+    /// A value the operation cannot take: `1 // 0`, `2 ** 64`, `range(0, 5, 0)`, runaway
+    /// recursion.
+    #[error("{message}")]
+    #[diagnostic(code(E0505))]
+    ValueError {
+        /// What went wrong, with the values involved.
+        message: String,
+        /// The failing expression.
+        #[label("{label}")]
+        span: Span,
+        /// Short label text at the span.
+        label: String,
+        /// A fix, when one exists.
+        #[help]
+        help: Option<String>,
+        /// The calls that led here.
+        #[label(collection, "called from here")]
+        calls: Vec<Span>,
+    },
+
+    /// The interrupt flag was raised (Ctrl-C in the REPL).
+    #[error("interrupted")]
+    #[diagnostic(code(E0506))]
+    Interrupted {
+        /// The loop or call that noticed.
+        #[label("stopped here")]
+        span: Span,
+        /// The calls that led here.
+        #[label(collection, "called from here")]
+        calls: Vec<Span>,
+    },
+}
+
+impl RuntimeError {
+    /// A value error (E0505) at `span`.
+    pub fn value(message: impl Into<String>, span: Span, label: impl Into<String>) -> Self {
+        RuntimeError::ValueError {
+            message: message.into(),
+            span,
+            label: label.into(),
+            help: None,
+            calls: Vec::new(),
+        }
+    }
+
+    /// A value error (E0505) with a fix.
+    pub fn value_with_help(
+        message: impl Into<String>,
+        span: Span,
+        label: impl Into<String>,
+        help: impl Into<String>,
+    ) -> Self {
+        RuntimeError::ValueError {
+            message: message.into(),
+            span,
+            label: label.into(),
+            help: Some(help.into()),
+            calls: Vec::new(),
+        }
+    }
+
+    /// A wrong-type error (E0207) at `span`.
+    pub fn wrong_type(
+        what: impl Into<String>,
+        expected: impl Into<String>,
+        got: impl Into<String>,
+        span: Span,
+    ) -> Self {
+        RuntimeError::WrongType {
+            what: what.into(),
+            expected: expected.into(),
+            got: got.into(),
+            span,
+            help: None,
+            calls: Vec::new(),
+        }
+    }
+
+    /// Adds a fix to a wrong-type error; other variants are returned unchanged.
+    pub fn with_help(mut self, text: impl Into<String>) -> Self {
+        if let RuntimeError::WrongType { help, .. } | RuntimeError::ValueError { help, .. } =
+            &mut self
+        {
+            *help = Some(text.into());
+        }
+        self
+    }
+
+    /// The span of the expression that failed.
+    pub fn span(&self) -> Span {
+        match self {
+            RuntimeError::UndefinedName { span, .. }
+            | RuntimeError::NoSuchField { span, .. }
+            | RuntimeError::TooManyArguments { span, .. }
+            | RuntimeError::UnknownKeyword { span, .. }
+            | RuntimeError::MissingArgument { span, .. }
+            | RuntimeError::ArgumentGivenTwice { span, .. }
+            | RuntimeError::WrongType { span, .. }
+            | RuntimeError::AssignToUndeclared { span, .. }
+            | RuntimeError::StatementNotAllowed { span, .. }
+            | RuntimeError::IndexOutOfRange { span, .. }
+            | RuntimeError::AssertionFailed { span, .. }
+            | RuntimeError::ValueError { span, .. }
+            | RuntimeError::Interrupted { span, .. } => *span,
+        }
+    }
+
+    /// The spans of the calls that led to the error, innermost first.
+    pub fn calls(&self) -> &[Span] {
+        match self {
+            RuntimeError::UndefinedName { calls, .. }
+            | RuntimeError::NoSuchField { calls, .. }
+            | RuntimeError::TooManyArguments { calls, .. }
+            | RuntimeError::UnknownKeyword { calls, .. }
+            | RuntimeError::MissingArgument { calls, .. }
+            | RuntimeError::ArgumentGivenTwice { calls, .. }
+            | RuntimeError::WrongType { calls, .. }
+            | RuntimeError::AssignToUndeclared { calls, .. }
+            | RuntimeError::StatementNotAllowed { calls, .. }
+            | RuntimeError::IndexOutOfRange { calls, .. }
+            | RuntimeError::AssertionFailed { calls, .. }
+            | RuntimeError::ValueError { calls, .. }
+            | RuntimeError::Interrupted { calls, .. } => calls,
+        }
+    }
+
+    /// Records that the error passed out of the call at `span`.
+    pub(crate) fn push_call(&mut self, span: Span) {
+        match self {
+            RuntimeError::UndefinedName { calls, .. }
+            | RuntimeError::NoSuchField { calls, .. }
+            | RuntimeError::TooManyArguments { calls, .. }
+            | RuntimeError::UnknownKeyword { calls, .. }
+            | RuntimeError::MissingArgument { calls, .. }
+            | RuntimeError::ArgumentGivenTwice { calls, .. }
+            | RuntimeError::WrongType { calls, .. }
+            | RuntimeError::AssignToUndeclared { calls, .. }
+            | RuntimeError::StatementNotAllowed { calls, .. }
+            | RuntimeError::IndexOutOfRange { calls, .. }
+            | RuntimeError::AssertionFailed { calls, .. }
+            | RuntimeError::ValueError { calls, .. }
+            | RuntimeError::Interrupted { calls, .. } => calls.push(span),
+        }
+    }
+}
+
+/// Words within a small edit distance of `name`, closest first: the candidate for a
+/// "did you mean" hint.
+pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    // Allow about one typo per three characters, and at least one.
+    let limit = (name.chars().count() / 3).max(1);
+    candidates
+        .into_iter()
+        .filter(|c| *c != name)
+        .map(|c| (edit_distance(name, c), c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// Levenshtein distance over chars.
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = diagonal + usize::from(ca != *cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitute.min(row[j] + 1).min(diagonal + 1);
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use miette::Diagnostic;
+    use std::collections::HashSet;
+
+    /// One instance of every variant, so the code uniqueness test sees them all.
+    fn one_of_each() -> Vec<RuntimeError> {
+        let s = Span::new(0, 1);
+        let t = String::new;
+        vec![
+            RuntimeError::UndefinedName {
+                name: t(),
+                span: s,
+                help: t(),
+                calls: vec![],
+            },
+            RuntimeError::NoSuchField {
+                type_name: t(),
+                name: t(),
+                span: s,
+                help: t(),
+                calls: vec![],
+            },
+            RuntimeError::TooManyArguments {
+                callee: t(),
+                max: 0,
+                given: 1,
+                span: s,
+                help: t(),
+                calls: vec![],
+            },
+            RuntimeError::UnknownKeyword {
+                callee: t(),
+                name: t(),
+                span: s,
+                help: t(),
+                calls: vec![],
+            },
+            RuntimeError::MissingArgument {
+                callee: t(),
+                name: t(),
+                span: s,
+                help: t(),
+                calls: vec![],
+            },
+            RuntimeError::ArgumentGivenTwice {
+                callee: t(),
+                name: t(),
+                span: s,
+                first: s,
+                calls: vec![],
+            },
+            RuntimeError::wrong_type("x", "int", "str", s),
+            RuntimeError::AssignToUndeclared {
+                name: t(),
+                span: s,
+                help: t(),
+                calls: vec![],
+            },
+            RuntimeError::StatementNotAllowed {
+                statement: "break",
+                place: "a loop",
+                span: s,
+                calls: vec![],
+            },
+            RuntimeError::IndexOutOfRange {
+                index: 0,
+                len: 0,
+                type_name: "list",
+                span: s,
+                calls: vec![],
+            },
+            RuntimeError::AssertionFailed {
+                message: t(),
+                span: s,
+                calls: vec![],
+            },
+            RuntimeError::value("x", s, "x"),
+            RuntimeError::Interrupted {
+                span: s,
+                calls: vec![],
+            },
+        ]
+    }
+
+    #[test]
+    fn no_two_variants_share_a_code() {
+        let mut seen = HashSet::new();
+        for err in one_of_each() {
+            let code = err.code().map(|c| c.to_string()).unwrap_or_default();
+            assert!(code.starts_with('E'), "{err:?} has no code");
+            assert!(seen.insert(code.clone()), "{code} is used twice");
+        }
+    }
+
+    #[test]
+    fn call_stack_renders_as_labels() {
+        let mut err = RuntimeError::value("boom", Span::new(5, 6), "here");
+        err.push_call(Span::new(10, 14));
+        let labels: Vec<_> = err.labels().into_iter().flatten().collect();
+        assert_eq!(labels.len(), 2);
+        assert_eq!(labels[1].label(), Some("called from here"));
+        assert_eq!(labels[1].offset(), 10);
+    }
+
+    #[test]
+    fn suggestions_pick_the_nearest_name() {
+        assert_eq!(
+            closest("kernal_size", ["stride", "kernel_size"]),
+            Some("kernel_size")
+        );
+        assert_eq!(closest("x", ["stride"]), None);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+}

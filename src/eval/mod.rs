@@ -1,0 +1,645 @@
+//! The tree-walking interpreter.
+//!
+//! An [`Interpreter`] keeps its top-level bindings between calls to [`Interpreter::run`],
+//! so a REPL feeds it one entry after another. Statements return a [`Flow`] for
+//! `break`/`continue`/`return`; errors are boxed [`RuntimeError`]s that collect the spans of
+//! the calls they pass through.
+
+pub mod call;
+pub mod env;
+pub mod error;
+pub mod ops;
+pub mod value;
+
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::builtins;
+use crate::source::Span;
+use crate::syntax::ast::{
+    BinOp, Expr, ExprKind, Ident, IndexItem, IndexKind, Program, Stmt, StmtKind, UnaryOp,
+};
+
+pub use call::CallArg;
+pub use env::Env;
+pub use error::RuntimeError;
+pub use value::{Record, Value};
+
+use error::closest;
+use ops::{BinSpans, IndexValue};
+
+/// What evaluation returns inside the interpreter; the error is boxed so that the `Ok`
+/// path, taken on every node, stays small.
+pub type EvalResult<T> = Result<T, Box<RuntimeError>>;
+
+/// Default limit on nested `fn` calls.
+pub const DEFAULT_RECURSION_LIMIT: usize = 1000;
+
+/// How a statement finished: normally, or by a jump that an enclosing loop or call takes.
+#[derive(Debug)]
+pub(crate) enum Flow {
+    Normal,
+    Break(Span),
+    Continue(Span),
+    Return(Value, Span),
+}
+
+/// Runs programs, keeping global state between them.
+pub struct Interpreter {
+    env: Env,
+    out: Box<dyn Write>,
+    interrupt: Arc<AtomicBool>,
+    recursion_limit: usize,
+    /// `with no_grad` clears it; tensor operations will consult it.
+    grad_enabled: bool,
+}
+
+impl Interpreter {
+    /// An interpreter with empty globals whose `print` writes to `out`.
+    pub fn new(out: Box<dyn Write>) -> Interpreter {
+        Interpreter {
+            env: Env::new(),
+            out,
+            interrupt: Arc::new(AtomicBool::new(false)),
+            recursion_limit: DEFAULT_RECURSION_LIMIT,
+            grad_enabled: true,
+        }
+    }
+
+    /// A flag that stops the running program with E0506 when set (from another thread or a
+    /// signal handler). The interpreter clears it when it stops.
+    pub fn interrupt_handle(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.interrupt)
+    }
+
+    /// Sets the maximum depth of nested `fn` calls. Each level costs a few kilobytes of
+    /// native stack; run deep programs on a thread with a large stack.
+    pub fn set_recursion_limit(&mut self, limit: usize) {
+        self.recursion_limit = limit;
+    }
+
+    /// Whether autograd recording is on (`with no_grad` turns it off).
+    pub fn grad_enabled(&self) -> bool {
+        self.grad_enabled
+    }
+
+    /// The top-level bindings, oldest first.
+    pub fn globals(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.env.globals()
+    }
+
+    /// The value of the top-level name `name`.
+    pub fn global(&self, name: &str) -> Option<&Value> {
+        self.env.get(name)
+    }
+
+    /// Runs `program` in the global scope. Returns the value of the last statement when it
+    /// is an expression. After an error, top-level bindings made before it stay. The error
+    /// is boxed because it is large; `miette::Report::new(*err)` renders it.
+    pub fn run(&mut self, program: &Program) -> EvalResult<Option<Value>> {
+        let mut last = None;
+        for stmt in &program.stmts {
+            let result = match &stmt.node {
+                StmtKind::Expr(expr) => self.eval(expr).map(|v| {
+                    last = Some(v);
+                    Flow::Normal
+                }),
+                _ => {
+                    last = None;
+                    self.exec_stmt(stmt)
+                }
+            };
+            let misplaced = match result {
+                Ok(Flow::Normal) => None,
+                Ok(Flow::Break(span)) => Some(Self::misplaced("break", "a loop", span)),
+                Ok(Flow::Continue(span)) => Some(Self::misplaced("continue", "a loop", span)),
+                Ok(Flow::Return(_, span)) => Some(Self::misplaced("return", "a function", span)),
+                Err(err) => Some(err),
+            };
+            if let Some(err) = misplaced {
+                self.env.unwind_to_top();
+                self.grad_enabled = true;
+                return Err(err);
+            }
+        }
+        Ok(last)
+    }
+
+    fn misplaced(statement: &'static str, place: &'static str, span: Span) -> Box<RuntimeError> {
+        Box::new(RuntimeError::StatementNotAllowed {
+            statement,
+            place,
+            span,
+            calls: Vec::new(),
+        })
+    }
+
+    /// Writes program output (`print`). A closed output is not the program's fault, so
+    /// write errors are dropped.
+    pub fn write_output(&mut self, text: &str) {
+        let _ = self.out.write_all(text.as_bytes());
+        let _ = self.out.flush();
+    }
+
+    /// E0506 if the interrupt flag is set, clearing it so the next entry can run.
+    pub fn check_interrupt(&mut self, span: Span) -> EvalResult<()> {
+        if self.interrupt.load(Ordering::Relaxed) && self.interrupt.swap(false, Ordering::Relaxed) {
+            return Err(Box::new(RuntimeError::Interrupted {
+                span,
+                calls: Vec::new(),
+            }));
+        }
+        Ok(())
+    }
+
+    // ---- statements -------------------------------------------------------------------
+
+    pub(crate) fn exec_stmts(&mut self, stmts: &[Stmt]) -> EvalResult<Flow> {
+        for stmt in stmts {
+            match self.exec_stmt(stmt)? {
+                Flow::Normal => {}
+                jump => return Ok(jump),
+            }
+        }
+        Ok(Flow::Normal)
+    }
+
+    /// Runs a block in its own scope.
+    fn exec_block(&mut self, stmts: &[Stmt]) -> EvalResult<Flow> {
+        let mark = self.env.mark();
+        self.env.push_scope();
+        let flow = self.exec_stmts(stmts);
+        self.env.reset_to(mark);
+        flow
+    }
+
+    fn exec_stmt(&mut self, stmt: &Stmt) -> EvalResult<Flow> {
+        match &stmt.node {
+            StmtKind::Let {
+                name,
+                annotation,
+                value,
+            } => {
+                let value = self.eval(value)?;
+                if let Some(shape) = annotation {
+                    // Shape annotations describe tensors; the tensor half checks them here.
+                    return Err(Box::new(RuntimeError::wrong_type(
+                        format!("`{}` with a shape annotation", name.name),
+                        "tensor",
+                        value.type_name(),
+                        shape.span,
+                    )));
+                }
+                self.env.declare(name.name.clone(), value);
+            }
+            StmtKind::Assign { target, op, value } => self.assign(target, *op, value)?,
+            StmtKind::Expr(expr) => {
+                self.eval(expr)?;
+            }
+            StmtKind::If {
+                branches,
+                otherwise,
+            } => {
+                for (cond, body) in branches {
+                    if self.truthy(cond)? {
+                        return self.exec_block(&body.node);
+                    }
+                }
+                if let Some(body) = otherwise {
+                    return self.exec_block(&body.node);
+                }
+            }
+            StmtKind::For {
+                var,
+                iterable,
+                body,
+            } => return self.exec_for(var, iterable, &body.node),
+            StmtKind::While { cond, body } => loop {
+                self.check_interrupt(cond.span)?;
+                if !self.truthy(cond)? {
+                    break;
+                }
+                match self.exec_block(&body.node)? {
+                    Flow::Break(_) => break,
+                    Flow::Normal | Flow::Continue(_) => {}
+                    ret @ Flow::Return(..) => return Ok(ret),
+                }
+            },
+            StmtKind::Break => return Ok(Flow::Break(stmt.span)),
+            StmtKind::Continue => return Ok(Flow::Continue(stmt.span)),
+            StmtKind::Return(value) => {
+                let value = match value {
+                    Some(expr) => self.eval(expr)?,
+                    None => Value::None,
+                };
+                return Ok(Flow::Return(value, stmt.span));
+            }
+            StmtKind::With { mode, body } => {
+                let saved = self.grad_enabled;
+                self.grad_enabled = mode.node == crate::syntax::ast::GradMode::EnableGrad;
+                let flow = self.exec_block(&body.node);
+                self.grad_enabled = saved;
+                return flow;
+            }
+            StmtKind::Assert { cond, message } => {
+                if !self.truthy(cond)? {
+                    let message = match message {
+                        Some(expr) => self.eval(expr)?.to_string(),
+                        None => "the condition is false".to_string(),
+                    };
+                    return Err(Box::new(RuntimeError::AssertionFailed {
+                        message,
+                        span: cond.span,
+                        calls: Vec::new(),
+                    }));
+                }
+            }
+            StmtKind::Fn(def) => {
+                self.env
+                    .declare(def.name.name.clone(), Value::Function(def.clone()));
+            }
+            StmtKind::Net(def) => {
+                // Nets build layers; they arrive with the tensor half of the interpreter.
+                return Err(Box::new(RuntimeError::value(
+                    format!(
+                        "net `{}` needs tensor support, which this build lacks",
+                        def.name.name
+                    ),
+                    def.name.span,
+                    "not supported yet",
+                )));
+            }
+            StmtKind::Input { .. } => return Err(Self::misplaced("input", "a net", stmt.span)),
+        }
+        Ok(Flow::Normal)
+    }
+
+    fn exec_for(&mut self, var: &Ident, iterable: &Expr, body: &[Stmt]) -> EvalResult<Flow> {
+        let seq = self.eval(iterable)?;
+        let mark = self.env.mark();
+        self.env.push_scope();
+        self.env.push(var.name.clone(), Value::None);
+        let result = match &seq {
+            Value::Range { start, end } => {
+                self.for_each(iterable.span, body, (*start..*end).map(Value::Int))
+            }
+            Value::List(items) => self.for_each(iterable.span, body, items.iter().cloned()),
+            Value::Str(s) => self.for_each(
+                iterable.span,
+                body,
+                s.chars().map(|c| Value::str(c.encode_utf8(&mut [0; 4]))),
+            ),
+            // Tensors iterate over their first dimension here.
+            other => Err(Box::new(RuntimeError::wrong_type(
+                "the sequence of `for`",
+                "a range, list, str or tensor",
+                other.type_name(),
+                iterable.span,
+            ))),
+        };
+        self.env.reset_to(mark);
+        result
+    }
+
+    /// Runs the body once per item, reusing one scope whose first binding is the loop
+    /// variable: no allocation per pass.
+    fn for_each(
+        &mut self,
+        span: Span,
+        body: &[Stmt],
+        items: impl Iterator<Item = Value>,
+    ) -> EvalResult<Flow> {
+        for item in items {
+            self.check_interrupt(span)?;
+            self.env.clear_scope_after(1);
+            if let Some(slot) = self.env.scope_slot(0) {
+                *slot = item;
+            }
+            match self.exec_stmts(body)? {
+                Flow::Break(_) => break,
+                Flow::Normal | Flow::Continue(_) => {}
+                ret @ Flow::Return(..) => return Ok(ret),
+            }
+        }
+        Ok(Flow::Normal)
+    }
+
+    fn assign(&mut self, target: &Expr, op: Option<BinOp>, value: &Expr) -> EvalResult<()> {
+        match &target.node {
+            ExprKind::Name(ident) => {
+                let rhs = self.eval(value)?;
+                let new = match op {
+                    None => rhs,
+                    Some(op) => {
+                        let Some(current) = self.env.get(&ident.name) else {
+                            return Err(self.undeclared(ident));
+                        };
+                        // Tensors update in place here (`b += 1` is seen through `a`);
+                        // numbers, strings and lists are values and are rebound.
+                        let spans = BinSpans {
+                            whole: target.span.merge(value.span),
+                            rhs: value.span,
+                        };
+                        ops::binary(op, current, &rhs, spans)?
+                    }
+                };
+                if self.env.assign(&ident.name, new) {
+                    Ok(())
+                } else {
+                    Err(self.undeclared(ident))
+                }
+            }
+            ExprKind::Index { object, .. } | ExprKind::Field { object, .. } => {
+                // Writes through an index or a field exist only for tensors and layers.
+                let object_value = self.eval(object)?;
+                let help = match object_value {
+                    Value::List(_) => {
+                        "lists are immutable: build a new one, e.g. `l = l[:i] + [x] + l[i+1:]`"
+                    }
+                    Value::Record(_) => "records are read-only",
+                    _ => "only tensor elements and layer parameters can be assigned",
+                };
+                Err(Box::new(
+                    RuntimeError::wrong_type(
+                        "assignment target",
+                        "a tensor or layer",
+                        object_value.type_name(),
+                        object.span,
+                    )
+                    .with_help(help),
+                ))
+            }
+            _ => Err(Box::new(RuntimeError::wrong_type(
+                "assignment target",
+                "a name, index or field",
+                "an expression",
+                target.span,
+            ))),
+        }
+    }
+
+    fn undeclared(&self, ident: &Ident) -> Box<RuntimeError> {
+        let help = match closest(&ident.name, self.env.visible_names()) {
+            Some(near) => format!(
+                "did you mean `{near}`? To declare a new name, use `let {} = ...`",
+                ident.name
+            ),
+            None => format!("declare it first: `let {} = ...`", ident.name),
+        };
+        Box::new(RuntimeError::AssignToUndeclared {
+            name: ident.name.to_string(),
+            span: ident.span,
+            help,
+            calls: Vec::new(),
+        })
+    }
+
+    // ---- expressions ------------------------------------------------------------------
+
+    /// Truthiness of a condition. Tensors will fail here unless they hold one element.
+    fn truthy(&mut self, cond: &Expr) -> EvalResult<bool> {
+        Ok(self.eval(cond)?.truthy())
+    }
+
+    /// Evaluates an expression.
+    pub fn eval(&mut self, expr: &Expr) -> EvalResult<Value> {
+        match &expr.node {
+            ExprKind::Int(i) => Ok(Value::Int(*i)),
+            ExprKind::Float(x) => Ok(Value::Float(*x)),
+            ExprKind::Bool(b) => Ok(Value::Bool(*b)),
+            ExprKind::Str(s) => Ok(Value::Str(s.clone())),
+            ExprKind::None => Ok(Value::None),
+            ExprKind::Name(ident) => self.lookup(ident),
+            ExprKind::Underscore => Err(Box::new(RuntimeError::value_with_help(
+                "`_` has no value here",
+                expr.span,
+                "not a layer argument",
+                "`_` stands for a size a layer infers from its input, like `Conv2d(_, 16, 3)`",
+            ))),
+            ExprKind::List(items) => {
+                let mut values = Vec::with_capacity(items.len());
+                for item in items {
+                    values.push(self.eval(item)?);
+                }
+                Ok(Value::list(values))
+            }
+            ExprKind::Unary { op, operand } => {
+                let value = self.eval(operand)?;
+                match op {
+                    UnaryOp::Neg => ops::negate(&value, expr.span),
+                    UnaryOp::Not => Ok(Value::Bool(!value.truthy())),
+                }
+            }
+            ExprKind::Binary { op, lhs, rhs } => self.eval_binary(op.node, lhs, rhs, expr.span),
+            ExprKind::Pipe { value, func } => {
+                let arg = self.eval(value)?;
+                let callee = self.eval(func)?;
+                self.call_value(
+                    &callee,
+                    vec![CallArg::positional(arg, value.span)],
+                    expr.span,
+                )
+            }
+            ExprKind::Call { callee, args } => {
+                if let ExprKind::Field { object, name } = &callee.node {
+                    let object = self.eval(object)?;
+                    let args = self.eval_args(args)?;
+                    return self.call_method(&object, name, args, expr.span);
+                }
+                let callee = self.eval(callee)?;
+                let args = self.eval_args(args)?;
+                self.call_value(&callee, args, expr.span)
+            }
+            ExprKind::Field { object, name } => {
+                let object = self.eval(object)?;
+                self.field(&object, name)
+            }
+            ExprKind::Index { object, indices } => {
+                let value = self.eval(object)?;
+                let [item] = indices.as_slice() else {
+                    return Err(Box::new(
+                        RuntimeError::wrong_type(
+                            "multi-dimensional index",
+                            "a tensor",
+                            value.type_name(),
+                            object.span,
+                        )
+                        .with_help(format!(
+                            "a {} takes one index; for nested lists index twice: `x[i][j]`",
+                            value.type_name()
+                        )),
+                    ));
+                };
+                let index = self.eval_index(item)?;
+                ops::index(&value, index, item, object.span)
+            }
+        }
+    }
+
+    fn eval_binary(&mut self, op: BinOp, lhs: &Expr, rhs: &Expr, span: Span) -> EvalResult<Value> {
+        match op {
+            BinOp::And => {
+                let left = self.eval(lhs)?.truthy();
+                Ok(Value::Bool(left && self.eval(rhs)?.truthy()))
+            }
+            BinOp::Or => {
+                let left = self.eval(lhs)?.truthy();
+                Ok(Value::Bool(left || self.eval(rhs)?.truthy()))
+            }
+            BinOp::Range => {
+                let start = self.eval(lhs)?;
+                let end = self.eval(rhs)?;
+                match (&start, &end) {
+                    (Value::Int(start), Value::Int(end)) => Ok(Value::Range {
+                        start: *start,
+                        end: *end,
+                    }),
+                    _ => {
+                        let (bad, bad_span) = if matches!(start, Value::Int(_)) {
+                            (&end, rhs.span)
+                        } else {
+                            (&start, lhs.span)
+                        };
+                        Err(Box::new(RuntimeError::wrong_type(
+                            "a bound of `..`",
+                            "int",
+                            bad.type_name(),
+                            bad_span,
+                        )))
+                    }
+                }
+            }
+            _ => {
+                let left = self.eval(lhs)?;
+                let right = self.eval(rhs)?;
+                ops::binary(
+                    op,
+                    &left,
+                    &right,
+                    BinSpans {
+                        whole: span,
+                        rhs: rhs.span,
+                    },
+                )
+            }
+        }
+    }
+
+    fn eval_index(&mut self, item: &IndexItem) -> EvalResult<IndexValue> {
+        let int = |this: &mut Self, e: &Option<Expr>| -> EvalResult<Option<i64>> {
+            match e {
+                None => Ok(None),
+                Some(e) => match this.eval(e)? {
+                    Value::Int(i) => Ok(Some(i)),
+                    Value::None => Ok(None),
+                    other => Err(Box::new(RuntimeError::wrong_type(
+                        "index",
+                        "int",
+                        other.type_name(),
+                        e.span,
+                    ))),
+                },
+            }
+        };
+        match &item.node {
+            IndexKind::At(e) => match self.eval(e)? {
+                Value::Int(i) => Ok(IndexValue::At(i)),
+                other => Err(Box::new(RuntimeError::wrong_type(
+                    "index",
+                    "int or slice",
+                    other.type_name(),
+                    e.span,
+                ))),
+            },
+            IndexKind::Slice { start, stop, step } => {
+                let start = int(self, start)?;
+                let stop = int(self, stop)?;
+                let step = int(self, step)?;
+                Ok(IndexValue::Slice(start, stop, step))
+            }
+        }
+    }
+
+    fn lookup(&self, ident: &Ident) -> EvalResult<Value> {
+        if let Some(value) = self.env.get(&ident.name) {
+            return Ok(value.clone());
+        }
+        if let Some(def) = builtins::lookup(&ident.name) {
+            return Ok(Value::Builtin(def));
+        }
+        let candidates = self
+            .env
+            .visible_names()
+            .chain(builtins::BUILTINS.iter().map(|b| b.name));
+        let help = match closest(&ident.name, candidates) {
+            Some(near) => format!("did you mean `{near}`?"),
+            None => format!("declare it before use: `let {} = ...`", ident.name),
+        };
+        Err(Box::new(RuntimeError::UndefinedName {
+            name: ident.name.to_string(),
+            span: ident.span,
+            help,
+            calls: Vec::new(),
+        }))
+    }
+
+    /// `object.name` as a value.
+    fn field(&self, object: &Value, name: &Ident) -> EvalResult<Value> {
+        match object {
+            Value::Record(record) => record.get(&name.name).cloned().ok_or_else(|| {
+                let fields = record.fields.iter().map(|(n, _)| *n);
+                let help = match closest(&name.name, fields) {
+                    Some(near) => format!("did you mean `{near}`?"),
+                    None => {
+                        let all: Vec<_> = record.fields.iter().map(|(n, _)| *n).collect();
+                        format!("its fields are {}", all.join(", "))
+                    }
+                };
+                Box::new(RuntimeError::NoSuchField {
+                    type_name: format!("record `{}`", record.type_name),
+                    name: name.name.to_string(),
+                    span: name.span,
+                    help,
+                    calls: Vec::new(),
+                })
+            }),
+            // Tensor and layer fields (`shape`, `weight`, ...) resolve here.
+            other => Err(Self::no_member(other, name)),
+        }
+    }
+
+    fn no_member(object: &Value, name: &Ident) -> Box<RuntimeError> {
+        let help = match object {
+            Value::List(_) | Value::Str(_) | Value::Range { .. } => {
+                "lists, strings and ranges have no methods; use builtins such as `len(x)`"
+                    .to_string()
+            }
+            _ => format!("a {} has no fields or methods", object.type_name()),
+        };
+        Box::new(RuntimeError::NoSuchField {
+            type_name: object.type_name().to_string(),
+            name: name.name.to_string(),
+            span: name.span,
+            help,
+            calls: Vec::new(),
+        })
+    }
+
+    /// `object.name(args)`: a callable record field, or (later) a tensor or layer method.
+    fn call_method(
+        &mut self,
+        object: &Value,
+        name: &Ident,
+        args: Vec<CallArg>,
+        span: Span,
+    ) -> EvalResult<Value> {
+        match object {
+            Value::Record(_) => {
+                let callee = self.field(object, name)?;
+                self.call_value(&callee, args, span)
+            }
+            other => Err(Self::no_member(other, name)),
+        }
+    }
+}

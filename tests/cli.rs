@@ -1,0 +1,140 @@
+//! The `cnn` binary end to end: subcommands, exit codes, JSON diagnostics, `explain`.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn cnn(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cnn"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("the cnn binary runs")
+}
+
+/// A script in a fresh temporary folder.
+fn script(name: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("cnn-cli-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}.cnn"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Every JSON report the command printed, one per line.
+fn json_reports(o: &Output) -> Vec<serde_json::Value> {
+    stderr(o)
+        .lines()
+        .chain(stdout(o).lines())
+        .filter(|l| l.trim_start().starts_with('{'))
+        .map(|l| serde_json::from_str(l).expect("each report is one line of JSON"))
+        .collect()
+}
+
+#[test]
+fn run_prints_and_exits_zero() {
+    let p = script("hello", "let n = 6\nprint(\"n is\", n * 7)\n");
+    let o = cnn(&["run", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "n is 42\n");
+}
+
+#[test]
+fn syntax_error_exits_one_and_runs_nothing() {
+    let p = script("syntax", "print(\"before\")\nlet x = (1 + 2\n");
+    for cmd in ["run", "check"] {
+        let o = cnn(&[cmd, p.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(1), "{cmd}");
+        assert_eq!(stdout(&o), "", "{cmd}: nothing runs before the check passes");
+        assert!(stderr(&o).contains("E0102"), "{}", stderr(&o));
+    }
+}
+
+#[test]
+fn runtime_error_exits_two_after_earlier_output() {
+    let p = script("runtime", "print(\"before\")\nprint(undefined_thing)\n");
+    let o = cnn(&["run", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(stdout(&o), "before\n");
+    assert!(stderr(&o).contains("E0201"));
+}
+
+#[test]
+fn json_format_gives_one_report_per_line_with_byte_spans() {
+    let text = "let rate = 1\nprint(rat)\n";
+    let p = script("json", text);
+    let o = cnn(&["run", "--format", "json", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let reports = json_reports(&o);
+    assert_eq!(reports.len(), 1);
+    let r = &reports[0];
+    assert_eq!(r["code"], "E0201");
+    assert_eq!(r["severity"], "error");
+    let span = &r["labels"][0]["span"];
+    let offset = span["offset"].as_u64().unwrap() as usize;
+    let length = span["length"].as_u64().unwrap() as usize;
+    assert_eq!(&text[offset..offset + length], "rat");
+    assert!(r["help"].as_str().unwrap().contains("rate"));
+}
+
+#[test]
+fn check_reports_success_and_json_is_silent() {
+    let p = script("fine", "let a = 1\n");
+    let o = cnn(&["check", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0));
+    let o = cnn(&["check", "--format", "json", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(json_reports(&o).is_empty());
+}
+
+#[test]
+fn missing_file_is_a_usage_error_with_e0501() {
+    let o = cnn(&["run", "/no/such/script.cnn"]);
+    assert_eq!(o.status.code(), Some(64));
+    assert!(stderr(&o).contains("E0501"));
+}
+
+#[test]
+fn bad_command_lines_exit_64() {
+    assert_eq!(cnn(&["frobnicate"]).status.code(), Some(64));
+    assert_eq!(cnn(&["run"]).status.code(), Some(64));
+    assert_eq!(cnn(&["check", "x.cnn", "--format", "xml"]).status.code(), Some(64));
+    assert_eq!(cnn(&["--help"]).status.code(), Some(0));
+}
+
+#[test]
+fn explain_prints_every_code_and_rejects_unknown_ones() {
+    for code in cnn::explain::codes() {
+        let o = cnn(&["explain", code]);
+        assert_eq!(o.status.code(), Some(0), "{code}");
+        assert!(stdout(&o).starts_with(code), "{code}");
+    }
+    let o = cnn(&["explain", "e0302"]);
+    assert_eq!(o.status.code(), Some(0));
+    let o = cnn(&["explain", "E9999"]);
+    assert_eq!(o.status.code(), Some(64));
+}
+
+#[test]
+fn deep_nesting_is_a_diagnostic_not_a_crash() {
+    let deep = "(".repeat(100_000);
+    let p = script("deep", &format!("let x = {deep}1\n"));
+    let o = cnn(&["check", "--format", "json", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(!json_reports(&o).is_empty());
+}
+
+#[test]
+fn deep_recursion_is_a_diagnostic_not_a_crash() {
+    let p = script("recurse", "fn down(n) { return down(n + 1) }\ndown(0)\n");
+    let o = cnn(&["run", "--format", "json", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(!json_reports(&o).is_empty());
+}
