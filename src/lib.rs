@@ -50,7 +50,7 @@ pub fn run(source: &SourceFile, interpreter: &mut Interpreter) -> Result<Option<
     let checked = check(source).map_err(RunError::Check)?;
     interpreter
         .run(&checked.program)
-        .map_err(|e| RunError::Runtime(Problem::new(e, source)))
+        .map_err(|e| RunError::Runtime(Problem::new(*e, source)))
 }
 
 /// Stack size for the thread that parses and runs scripts. Deeply nested but legal programs
