@@ -10,7 +10,10 @@ use std::path::{Path, PathBuf};
 pub enum FileError {
     /// `cnn run missing.cnn`, or `load_npy("nowhere.npy")`: the file cannot be opened.
     #[error("cannot read `{path}`: {reason}")]
-    #[diagnostic(code(E0501), help("check the path; it is relative to the current directory"))]
+    #[diagnostic(
+        code(E0501),
+        help("check the path; it is relative to the current directory")
+    )]
     Read {
         /// The path as given.
         path: PathBuf,

@@ -28,8 +28,12 @@ pub struct Checked {
 
 /// Parse and check a whole source; on failure, every problem found.
 pub fn check(source: &SourceFile) -> Result<Checked, Vec<Problem>> {
-    let program = syntax::parse(source)
-        .map_err(|errors| errors.into_iter().map(|e| Problem::new(e, source)).collect::<Vec<_>>())?;
+    let program = syntax::parse(source).map_err(|errors| {
+        errors
+            .into_iter()
+            .map(|e| Problem::new(e, source))
+            .collect::<Vec<_>>()
+    })?;
     Ok(Checked {
         program,
         warnings: Vec::new(),

@@ -63,7 +63,11 @@ fn main() {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            std::process::exit(if e.use_stderr() { cli::EXIT_USAGE } else { cli::EXIT_OK });
+            std::process::exit(if e.use_stderr() {
+                cli::EXIT_USAGE
+            } else {
+                cli::EXIT_OK
+            });
         }
     };
     let code = cnn::on_big_stack(move || match cli.command {

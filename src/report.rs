@@ -69,11 +69,11 @@ impl Problem {
                 let handler = MietteHandlerOpts::new().build();
                 fmt::write(&mut out, format_args!("{:?}", WithHandler(&handler, self)))
             }
-            Format::Plain { width } => GraphicalReportHandler::new_themed(
-                GraphicalTheme::unicode_nocolor(),
-            )
-            .with_width(width)
-            .render_report(&mut out, self),
+            Format::Plain { width } => {
+                GraphicalReportHandler::new_themed(GraphicalTheme::unicode_nocolor())
+                    .with_width(width)
+                    .render_report(&mut out, self)
+            }
             Format::Json => JSONReportHandler::new().render_report(&mut out, self),
         };
         while out.ends_with('\n') {

@@ -52,7 +52,11 @@ fn syntax_error_exits_one_and_runs_nothing() {
     for cmd in ["run", "check"] {
         let o = cnn(&[cmd, p.to_str().unwrap()]);
         assert_eq!(o.status.code(), Some(1), "{cmd}");
-        assert_eq!(stdout(&o), "", "{cmd}: nothing runs before the check passes");
+        assert_eq!(
+            stdout(&o),
+            "",
+            "{cmd}: nothing runs before the check passes"
+        );
         assert!(stderr(&o).contains("E0102"), "{}", stderr(&o));
     }
 }
@@ -105,7 +109,10 @@ fn missing_file_is_a_usage_error_with_e0501() {
 fn bad_command_lines_exit_64() {
     assert_eq!(cnn(&["frobnicate"]).status.code(), Some(64));
     assert_eq!(cnn(&["run"]).status.code(), Some(64));
-    assert_eq!(cnn(&["check", "x.cnn", "--format", "xml"]).status.code(), Some(64));
+    assert_eq!(
+        cnn(&["check", "x.cnn", "--format", "xml"]).status.code(),
+        Some(64)
+    );
     assert_eq!(cnn(&["--help"]).status.code(), Some(0));
 }
 

@@ -618,12 +618,8 @@ fn lowering_errors_are_all_reported() {
 fn errors_render_with_miette() {
     let source = SourceFile::new("t.cnn", "let y = foo(1, ))\n");
     let errors = parse(&source).unwrap_err();
-    let report = miette::Report::new(errors[0].clone()).with_source_code(source.named_source());
-    let mut out = String::new();
-    miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
-        .with_width(80)
-        .render_report(&mut out, report.as_ref())
-        .unwrap();
+    let out = cnn::report::Problem::new(errors[0].clone(), &source)
+        .render(cnn::report::Format::Plain { width: 80 });
     assert!(out.contains("E0101"), "{out}");
     assert!(out.contains("t.cnn:1:17"), "{out}");
 }
