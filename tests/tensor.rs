@@ -1405,3 +1405,67 @@ fn printing_matches_pytorch() {
         "tensor([ 1.2345, -2.5000,  3.7500,  4.1250, -5.5000,  6.0000,  7.2500],\n       grad_fn=<MulBackward0>)"
     );
 }
+
+// ----- extension point for kernels defined elsewhere -----
+
+/// A backward formula as the convolution kernels will define theirs: `y = x³`.
+struct CubeBackward;
+
+impl cnn::tensor::BackwardFn for CubeBackward {
+    fn name(&self) -> &'static str {
+        "CubeBackward0"
+    }
+
+    fn backward(
+        &self,
+        grad: &Tensor,
+        saved: &cnn::tensor::autograd::Saved,
+        _needs: &[bool],
+    ) -> Result<Vec<Option<Tensor>>> {
+        // dy/dx = 3x²
+        let x = saved.get(0)?;
+        Ok(vec![Some(grad.mul(&x.mul(x)?.mul_scalar(3.0)?)?)])
+    }
+}
+
+fn cube(x: &Tensor) -> Result<Tensor> {
+    use cnn::tensor::autograd::{SavedTensor, record};
+    use cnn::tensor::derivatives::Op;
+    let out = x.with_slice(|values| {
+        Tensor::from_vec(values.iter().map(|v| v * v * v).collect(), x.shape())
+    })?;
+    Ok(record(out, &[x], || {
+        (
+            Op::Custom(Box::new(CubeBackward)),
+            vec![Some(SavedTensor::new(x))],
+        )
+    }))
+}
+
+#[test]
+fn custom_ops_plug_into_autograd() {
+    let x = input(&[2, 3], 30);
+    assert_eq!(cube(&x).unwrap().grad_fn_name(), Some("CubeBackward0"));
+    gradcheck(vec![x.clone()], |x| cube(&x[0].t()?));
+    // The version check and freeing apply to custom nodes as to built-in ones.
+    let h = x.mul_scalar(1.0).unwrap();
+    let y = cube(&h).unwrap().sum().unwrap();
+    h.add_scalar_(1.0).unwrap();
+    assert!(matches!(
+        y.backward(None, false),
+        Err(TensorError::SavedTensorModified {
+            saved_by: "CubeBackward0",
+            modified_by: "add_",
+            ..
+        })
+    ));
+    // Reductions over empty dims give zeros, as in PyTorch.
+    assert_eq!(
+        Tensor::zeros(&[2, 0])
+            .unwrap()
+            .sum_dims(&[1], false)
+            .unwrap()
+            .to_vec(),
+        vec![0.0, 0.0]
+    );
+}

@@ -196,6 +196,18 @@ impl Tensor {
         Some(f(&data[start..start + self.numel()]))
     }
 
+    /// Calls `f` with the elements as one row-major slice: the storage itself when
+    /// contiguous, else a temporary copy. This is how slice kernels (convolution, pooling)
+    /// read a tensor.
+    pub fn with_slice<R>(&self, f: impl FnOnce(&[f32]) -> R) -> R {
+        if self.is_contiguous() {
+            let data = self.0.storage.data();
+            let start = self.0.layout.offset;
+            return f(&data[start..start + self.numel()]);
+        }
+        f(&self.to_vec())
+    }
+
     /// The elements in row-major order, as a new vector.
     pub fn to_vec(&self) -> Vec<f32> {
         if let Some(values) = self.with_contiguous(<[f32]>::to_vec) {

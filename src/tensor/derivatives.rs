@@ -55,6 +55,10 @@ impl Geometry {
 }
 
 /// The backward formula of one recorded op (PyTorch's node name in [`Op::name`]).
+///
+/// Fields are the forward op's own arguments and shapes (`lhs`/`rhs` the operands' shapes,
+/// `input` the input's shape, `dim`/`dims` normalised dims), described per variant.
+#[allow(missing_docs)]
 pub enum Op {
     /// `a + b` (broadcasting; the shapes let gradients be summed back).
     Add { lhs: Vec<usize>, rhs: Vec<usize> },

@@ -5,6 +5,8 @@
 //! ([`TensorError`]), and call sites are opaque numbers ([`Site`]) that the interpreter
 //! maps to source spans.
 
+#![warn(missing_docs)]
+
 pub mod autograd;
 pub mod broadcast;
 mod core;

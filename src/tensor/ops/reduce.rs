@@ -20,6 +20,16 @@ pub(crate) fn split_at_dim(shape: &[usize], dim: usize) -> (usize, usize, usize)
 /// Sums dimension `dim` of row-major `values` of `shape` (accumulating in f64).
 fn sum_along(values: &[f32], shape: &[usize], dim: usize) -> Vec<f32> {
     let (outer, n, inner) = split_at_dim(shape, dim);
+    if n == 0 {
+        return vec![0.0; outer * inner];
+    }
+    if inner == 1 {
+        // Reducing the last dim: each output is the sum of one adjacent row.
+        return values
+            .chunks(n)
+            .map(|row| row.iter().map(|&x| f64::from(x)).sum::<f64>() as f32)
+            .collect();
+    }
     let mut out = Vec::with_capacity(outer * inner);
     let mut acc = vec![0f64; inner];
     for o in 0..outer {
