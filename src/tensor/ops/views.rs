@@ -284,7 +284,8 @@ impl Tensor {
     }
 
     /// `expand(sizes)`: a stride-0 view repeating size-1 dimensions (new leading ones may be
-    /// added; `-1` keeps a size). E0306 when a size other than 1 would change.
+    /// added; `-1` keeps a size). E0306 when a size other than 1 would change; E0503 when
+    /// the expanded tensor could not be materialised.
     pub fn expand(&self, sizes: &[i64]) -> Result<Tensor> {
         let mismatch = || TensorError::ShapeMismatch {
             op: "expand",
@@ -319,6 +320,10 @@ impl Tensor {
             layout.shape.push(size);
             layout.strides.push(stride);
         }
+        // Every tensor must fit in memory once materialised, so that no later op (sum,
+        // print, a copy) can meet an allocation it cannot refuse: checked here, where the
+        // only tensors larger than their storage are made.
+        storage::checked_numel("expand", &layout.shape)?;
         let input = self.shape().to_vec();
         Ok(self.make_view(layout, || Op::Expand { input }))
     }
