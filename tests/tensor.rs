@@ -349,6 +349,47 @@ fn indexing() {
 }
 
 #[test]
+fn dims_out_of_range() {
+    // e21: randn(2, 3).unsqueeze(5)
+    let x = Tensor::randn(&[2, 3]).unwrap();
+    let err = x.unsqueeze(5).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "unsqueeze: dimension 5 is out of range for a tensor of shape [2, 3] (expected -3 to 2)"
+    );
+    assert!(x.unsqueeze(-3).is_ok() && x.unsqueeze(2).is_ok());
+    assert!(matches!(
+        x.transpose(0, 2),
+        Err(TensorError::DimOutOfRange { dim: 2, .. })
+    ));
+    assert!(matches!(
+        x.softmax(-3),
+        Err(TensorError::DimOutOfRange { .. })
+    ));
+    assert!(matches!(
+        x.max_dim(2, false),
+        Err(TensorError::DimOutOfRange { .. })
+    ));
+    assert!(matches!(
+        x.flatten(0, 5),
+        Err(TensorError::DimOutOfRange { .. })
+    ));
+    assert!(matches!(
+        Tensor::cat(std::slice::from_ref(&x), 2),
+        Err(TensorError::DimOutOfRange { .. })
+    ));
+    assert!(matches!(x.permute(&[0, 0]), Err(TensorError::Value { .. })));
+    // A 0-dim tensor accepts dim 0 and -1, as in PyTorch, and nothing else.
+    let s = Tensor::scalar(2.0);
+    assert_eq!(s.sum_dims(&[0], false).unwrap().item().unwrap(), 2.0);
+    assert_eq!(s.softmax(-1).unwrap().item().unwrap(), 1.0);
+    assert!(matches!(
+        s.sum_dims(&[1], false),
+        Err(TensorError::DimOutOfRange { range: 1, .. })
+    ));
+}
+
+#[test]
 fn item_tolist_and_numel() {
     assert_eq!(Tensor::scalar(3.0).item().unwrap(), 3.0);
     assert_eq!(v(&[4.0]).item().unwrap(), 4.0);

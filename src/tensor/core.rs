@@ -177,7 +177,7 @@ impl Tensor {
                 op,
                 dim,
                 shape: self.shape().to_vec(),
-                range,
+                range: range.max(1),
             });
         }
         Ok(wrapped as usize)

@@ -1,7 +1,7 @@
 //! Elementwise ops: arithmetic with broadcasting, unary functions, comparisons, and their
 //! in-place forms.
 //!
-//! Two kernels do all the work, [`Tensor::map`] and [`Tensor::zip`]; both take a fast path
+//! Two kernels do all the work, `Tensor::map` and `Tensor::zip`; both take a fast path
 //! over slices when their inputs are contiguous (in parallel when large) and otherwise walk
 //! the strides without allocating per element.
 
