@@ -113,54 +113,72 @@ impl Formatter {
     }
 }
 
-/// PyTorch's `get_summarized_data`: the values a summary shows, for the formatter to size.
-fn summarized_values(values: &[f32], shape: &[usize], out: &mut Vec<f32>) {
-    let Some((&size, rest)) = shape.split_first() else {
-        out.extend_from_slice(values);
-        return;
-    };
-    let chunk: usize = rest.iter().product();
-    let rows: Vec<usize> = if size > 2 * EDGE_ITEMS {
+/// The positions a print shows along a dimension of `size`: all of them, or when
+/// summarising a long one, `EDGE_ITEMS` at each end.
+fn shown_positions(size: usize, summarize: bool) -> Vec<usize> {
+    if summarize && size > 2 * EDGE_ITEMS {
         (0..EDGE_ITEMS).chain(size - EDGE_ITEMS..size).collect()
     } else {
         (0..size).collect()
-    };
-    for i in rows {
-        summarized_values(&values[i * chunk..(i + 1) * chunk], rest, out);
     }
 }
 
-/// PyTorch's `_tensor_str_with_formatter`.
+/// The values a print shows, row-major (PyTorch's `get_summarized_data`), read straight
+/// from storage so that summarising a large tensor copies only what is shown.
+fn shown_values(tensor: &Tensor, summarize: bool) -> Vec<f32> {
+    let layout = tensor.layout();
+    let positions: Vec<Vec<usize>> = layout
+        .shape
+        .iter()
+        .map(|&size| shown_positions(size, summarize))
+        .collect();
+    let data = tensor.storage().data();
+    let mut out = Vec::new();
+    let mut stack = vec![(0usize, layout.offset)];
+    // Depth-first over the shown positions, last dimension innermost.
+    while let Some((dim, offset)) = stack.pop() {
+        if dim == positions.len() {
+            out.push(data[offset]);
+            continue;
+        }
+        for &i in positions[dim].iter().rev() {
+            stack.push((dim + 1, offset + i * layout.strides[dim]));
+        }
+    }
+    out
+}
+
+/// PyTorch's `_tensor_str_with_formatter`, over the shown `values` (laid out with
+/// `shown[d]` entries per dimension) of a tensor of `shape`.
 fn tensor_str(
     values: &[f32],
     shape: &[usize],
+    shown: &[usize],
     indent: usize,
-    summarize: bool,
     formatter: &Formatter,
 ) -> String {
     match shape.len() {
         0 => formatter.format(values[0]),
-        1 => vector_str(values, indent, summarize, formatter),
+        1 => vector_str(values, shape[0], indent, formatter),
         ndim => {
-            let size = shape[0];
-            let chunk: usize = shape[1..].iter().product();
+            let chunk: usize = shown[1..].iter().product();
             let row = |i: usize| {
                 tensor_str(
                     &values[i * chunk..(i + 1) * chunk],
                     &shape[1..],
+                    &shown[1..],
                     indent + 1,
-                    summarize,
                     formatter,
                 )
             };
-            let slices: Vec<String> = if summarize && size > 2 * EDGE_ITEMS {
+            let slices: Vec<String> = if shown[0] < shape[0] {
                 (0..EDGE_ITEMS)
                     .map(row)
                     .chain(std::iter::once("...".to_string()))
-                    .chain((size - EDGE_ITEMS..size).map(row))
+                    .chain((EDGE_ITEMS..2 * EDGE_ITEMS).map(row))
                     .collect()
             } else {
-                (0..size).map(row).collect()
+                (0..shape[0]).map(row).collect()
             };
             let separator = format!(",{}{}", "\n".repeat(ndim - 1), " ".repeat(indent + 1));
             format!("[{}]", slices.join(&separator))
@@ -168,20 +186,16 @@ fn tensor_str(
     }
 }
 
-/// PyTorch's `_vector_str`.
-fn vector_str(values: &[f32], indent: usize, summarize: bool, formatter: &Formatter) -> String {
+/// PyTorch's `_vector_str`, over the shown `values` of a dimension of `size`.
+fn vector_str(values: &[f32], size: usize, indent: usize, formatter: &Formatter) -> String {
     let element_length = formatter.max_width + 2;
     let per_line = (LINE_WIDTH.saturating_sub(indent) / element_length).max(1);
-    let data: Vec<String> = if summarize && values.len() > 2 * EDGE_ITEMS {
+    let data: Vec<String> = if values.len() < size {
         values[..EDGE_ITEMS]
             .iter()
             .map(|&v| formatter.format(v))
             .chain(std::iter::once(" ...".to_string()))
-            .chain(
-                values[values.len() - EDGE_ITEMS..]
-                    .iter()
-                    .map(|&v| formatter.format(v)),
-            )
+            .chain(values[EDGE_ITEMS..].iter().map(|&v| formatter.format(v)))
             .collect()
     } else {
         values.iter().map(|&v| formatter.format(v)).collect()
@@ -227,16 +241,20 @@ impl fmt::Display for Tensor {
             }
             "[]".to_string()
         } else {
-            let values = self.to_vec();
-            let summarize = values.len() > THRESHOLD;
-            let formatter = if summarize {
-                let mut shown = Vec::new();
-                summarized_values(&values, self.shape(), &mut shown);
-                Formatter::new(&shown)
-            } else {
-                Formatter::new(&values)
-            };
-            tensor_str(&values, self.shape(), indent, summarize, &formatter)
+            let summarize = self.numel() > THRESHOLD;
+            let values = shown_values(self, summarize);
+            let shown: Vec<usize> = self
+                .shape()
+                .iter()
+                .map(|&size| shown_positions(size, summarize).len())
+                .collect();
+            tensor_str(
+                &values,
+                self.shape(),
+                &shown,
+                indent,
+                &Formatter::new(&values),
+            )
         };
         if let Some(name) = self.grad_fn_name() {
             suffixes.push(format!("grad_fn=<{name}>"));
