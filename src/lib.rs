@@ -12,6 +12,7 @@ pub mod files;
 pub mod report;
 pub mod source;
 pub mod syntax;
+pub mod tensor;
 
 use eval::{Interpreter, Value};
 use report::Problem;
