@@ -783,15 +783,23 @@ const SOUP: &[&str] = &[
     "\r",
 ];
 
+/// 2000 cases per run by default; a long fuzzing run sets `FUZZ_CASES` (for example
+/// `FUZZ_CASES=500000 cargo test --release --test syntax never_panic`).
+fn fuzz_cases() -> u32 {
+    std::env::var("FUZZ_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2000)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(2000))]
+    #![proptest_config(ProptestConfig::with_cases(fuzz_cases()))]
 
     #[test]
     fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
         let text = String::from_utf8_lossy(&bytes).into_owned();
-        let _ = parse_text(&text);
         let _ = parse_expr(&text);
-        let _ = needs_continuation(&text);
+        check_soup(&text);
     }
 
     #[test]
@@ -804,6 +812,8 @@ proptest! {
 }
 
 /// Parse `text`; any error's spans must lie inside the text, on character boundaries.
+/// What `cnn check` does with any text: parse and check it, and render whatever it
+/// reports in every format. None of it may panic, and every span must lie in the text.
 fn check_soup(text: &str) {
     let _ = needs_continuation(text);
     if let Err(errors) = parse_text(text) {
@@ -812,6 +822,16 @@ fn check_soup(text: &str) {
             assert!(span.end as usize <= text.len(), "{text:?}: {error:?}");
             assert!(text.is_char_boundary(span.start as usize), "{text:?}");
             assert!(text.is_char_boundary(span.end as usize), "{text:?}");
+        }
+    }
+    let source = SourceFile::new("fuzz.cnn", text);
+    if let Err(problems) = cnn::check(&source) {
+        assert!(!problems.is_empty());
+        for format in [
+            cnn::report::Format::Plain { width: 80 },
+            cnn::report::Format::Json,
+        ] {
+            assert!(!cnn::report::render_all(&problems, format).is_empty());
         }
     }
 }
