@@ -589,6 +589,13 @@ impl Interpreter {
         if let Some(def) = builtins::lookup(&ident.name) {
             return Ok(Value::Builtin(def));
         }
+        Err(self.undefined(ident))
+    }
+
+    /// E0201 for `ident`, kept out of line so the lookup fast path stays small.
+    #[cold]
+    #[inline(never)]
+    fn undefined(&self, ident: &Ident) -> Box<RuntimeError> {
         let candidates = self
             .env
             .visible_names()
@@ -597,12 +604,12 @@ impl Interpreter {
             Some(near) => format!("did you mean `{near}`?"),
             None => format!("declare it before use: `let {} = ...`", ident.name),
         };
-        Err(Box::new(RuntimeError::UndefinedName {
+        Box::new(RuntimeError::UndefinedName {
             name: ident.name.to_string(),
             span: ident.span,
             help,
             calls: Vec::new(),
-        }))
+        })
     }
 
     /// `object.name` as a value.
