@@ -143,6 +143,7 @@ impl Interpreter {
     }
 
     /// E0506 if the interrupt flag is set, clearing it so the next entry can run.
+    #[inline]
     pub fn check_interrupt(&mut self, span: Span) -> EvalResult<()> {
         if self.interrupt.load(Ordering::Relaxed) && self.interrupt.swap(false, Ordering::Relaxed) {
             return Err(Box::new(RuntimeError::Interrupted {
@@ -513,6 +514,26 @@ impl Interpreter {
             _ => {
                 let left = self.eval(lhs)?;
                 let right = self.eval(rhs)?;
+                // The common int cases skip the general dispatch: loops are mostly this.
+                if let (Value::Int(a), Value::Int(b)) = (&left, &right) {
+                    let (a, b) = (*a, *b);
+                    let fast = match op {
+                        BinOp::Add => a.checked_add(b).map(Value::Int),
+                        BinOp::Sub => a.checked_sub(b).map(Value::Int),
+                        BinOp::Mul => a.checked_mul(b).map(Value::Int),
+                        BinOp::Mod if b > 0 => Some(Value::Int(a.rem_euclid(b))),
+                        BinOp::Lt => Some(Value::Bool(a < b)),
+                        BinOp::Le => Some(Value::Bool(a <= b)),
+                        BinOp::Gt => Some(Value::Bool(a > b)),
+                        BinOp::Ge => Some(Value::Bool(a >= b)),
+                        BinOp::Eq => Some(Value::Bool(a == b)),
+                        BinOp::Ne => Some(Value::Bool(a != b)),
+                        _ => None,
+                    };
+                    if let Some(value) = fast {
+                        return Ok(value);
+                    }
+                }
                 ops::binary(
                     op,
                     &left,
@@ -568,6 +589,13 @@ impl Interpreter {
         if let Some(def) = builtins::lookup(&ident.name) {
             return Ok(Value::Builtin(def));
         }
+        Err(self.undefined(ident))
+    }
+
+    /// E0201 for `ident`, kept out of line so the lookup fast path stays small.
+    #[cold]
+    #[inline(never)]
+    fn undefined(&self, ident: &Ident) -> Box<RuntimeError> {
         let candidates = self
             .env
             .visible_names()
@@ -576,12 +604,12 @@ impl Interpreter {
             Some(near) => format!("did you mean `{near}`?"),
             None => format!("declare it before use: `let {} = ...`", ident.name),
         };
-        Err(Box::new(RuntimeError::UndefinedName {
+        Box::new(RuntimeError::UndefinedName {
             name: ident.name.to_string(),
             span: ident.span,
             help,
             calls: Vec::new(),
-        }))
+        })
     }
 
     /// `object.name` as a value.
