@@ -6,3 +6,4 @@
 
 pub mod source;
 pub mod syntax;
+pub mod tensor;
