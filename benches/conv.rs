@@ -7,7 +7,8 @@
 //!   stride 2, padding 1 (to `[16, 32, 64, 64]`), forward and both gradients of `y.sum()`.
 //!
 //! `sum().backward()` hands the convolution a gradient of ones; it is built once, outside the
-//! timed loop, as autograd would hand it over.
+//! timed loop, as autograd would hand it over. The backward is the fused `*_backward` call
+//! autograd makes, computing the input and weight gradients in one pass.
 //!
 //! Run with `cargo bench --bench conv -- --warm-up-time 1 --measurement-time 5`;
 //! `RAYON_NUM_THREADS` picks the thread count (default: one per core).
@@ -15,11 +16,17 @@
 use std::hint::black_box;
 
 use cnn::tensor::ops::conv::{
-    Conv2dGeometry, Conv2dParams, ConvTranspose2dGeometry, ConvTranspose2dParams, conv_transpose2d,
-    conv_transpose2d_backward_input, conv_transpose2d_backward_weight, conv2d,
-    conv2d_backward_input, conv2d_backward_weight,
+    Conv2dGeometry, Conv2dParams, ConvGradRequest, ConvTranspose2dGeometry, ConvTranspose2dParams,
+    conv_transpose2d, conv_transpose2d_backward, conv2d, conv2d_backward,
 };
 use criterion::{Criterion, criterion_group, criterion_main};
+
+/// What autograd asks for in the workloads: both tensors require grad, there is no bias.
+const INPUT_AND_WEIGHT: ConvGradRequest = ConvGradRequest {
+    input: true,
+    weight: true,
+    bias: false,
+};
 
 /// Deterministic values in [-1, 1): the data does not affect the timing, only its size.
 fn data(len: usize, seed: u32) -> Vec<f32> {
@@ -54,9 +61,7 @@ fn conv_workloads(c: &mut Criterion) {
     c.bench_function("conv_fwd_bwd", |b| {
         b.iter(|| {
             let y = conv2d(&conv, black_box(&x), &w, None);
-            let dx = conv2d_backward_input(&conv, &ones, &w);
-            let dw = conv2d_backward_weight(&conv, &x, &ones);
-            (y, dx, dw)
+            (y, conv2d_backward(&conv, &x, &w, &ones, INPUT_AND_WEIGHT))
         })
     });
 
@@ -76,9 +81,10 @@ fn conv_workloads(c: &mut Criterion) {
     c.bench_function("convT_fwd_bwd", |b| {
         b.iter(|| {
             let y = conv_transpose2d(&transpose, black_box(&xt), &wt, None);
-            let dx = conv_transpose2d_backward_input(&transpose, &ones_t, &wt);
-            let dw = conv_transpose2d_backward_weight(&transpose, &xt, &ones_t);
-            (y, dx, dw)
+            (
+                y,
+                conv_transpose2d_backward(&transpose, &xt, &wt, &ones_t, INPUT_AND_WEIGHT),
+            )
         })
     });
 }

@@ -8,10 +8,11 @@
 mod pytorch_cases;
 
 use cnn::tensor::ops::conv::{
-    Conv2dGeometry, Conv2dParams, ConvTranspose2dGeometry, ConvTranspose2dParams,
-    conv_backward_bias, conv_transpose2d, conv_transpose2d_backward_input,
-    conv_transpose2d_backward_weight, conv2d, conv2d_backward_input, conv2d_backward_input_into,
-    conv2d_backward_weight, conv2d_backward_weight_into,
+    Conv2dGeometry, Conv2dParams, ConvGradRequest, ConvTranspose2dGeometry, ConvTranspose2dParams,
+    conv_backward_bias, conv_transpose2d, conv_transpose2d_backward,
+    conv_transpose2d_backward_input, conv_transpose2d_backward_weight, conv2d, conv2d_backward,
+    conv2d_backward_input, conv2d_backward_input_into, conv2d_backward_weight,
+    conv2d_backward_weight_into,
 };
 use cnn::tensor::ops::pool::{
     AvgPool2dGeometry, AvgPool2dParams, MaxPool2dGeometry, MaxPool2dParams, avg_pool2d,
@@ -325,6 +326,11 @@ fn check_conv2d(config: &ConvConfig, seed: u64, finite_differences: bool) {
     assert_close(&dx, &dx_ref, 1e-4, &format!("conv2d {config:?} dx"));
     assert_close(&dw, &dw_ref, 1e-4, &format!("conv2d {config:?} dw"));
     assert_close(&db, &reference_bias_grad(&g64, y_shape), 1e-4, "conv2d db");
+    check_fused(
+        |request| conv2d_backward(&geometry, &x, &w, &g, request),
+        (&dx, &dw, &db),
+        "conv2d_backward",
+    );
 
     if finite_differences {
         let loss_x = |x: &[f64]| {
@@ -392,6 +398,11 @@ fn check_conv_transpose2d(config: &ConvConfig, seed: u64, finite_differences: bo
         1e-4,
         "conv_transpose2d db",
     );
+    check_fused(
+        |request| conv_transpose2d_backward(&geometry, &x, &w, &g, request),
+        (&dx, &dw, &db),
+        "conv_transpose2d_backward",
+    );
 
     if finite_differences {
         let loss_x = |x: &[f64]| {
@@ -415,6 +426,32 @@ fn check_conv_transpose2d(config: &ConvConfig, seed: u64, finite_differences: bo
         check_gradient(loss_x, &x64, &dx, &mut rng, 1e-3, "conv_transpose2d dx");
         check_gradient(loss_w, &w64, &dw, &mut rng, 1e-3, "conv_transpose2d dw");
         check_gradient(loss_b, &b64, &db, &mut rng, 1e-3, "conv_transpose2d db");
+    }
+}
+
+/// The fused backward agrees with the separate kernels for every subset of gradients.
+fn check_fused(
+    backward: impl Fn(ConvGradRequest) -> cnn::tensor::ops::conv::ConvGrads,
+    (dx, dw, db): (&[f32], &[f32], &[f32]),
+    what: &str,
+) {
+    for mask in 0..8 {
+        let request = ConvGradRequest {
+            input: mask & 1 != 0,
+            weight: mask & 2 != 0,
+            bias: mask & 4 != 0,
+        };
+        let grads = backward(request);
+        for (got, expected, wanted, name) in [
+            (&grads.input, dx, request.input, "input"),
+            (&grads.weight, dw, request.weight, "weight"),
+            (&grads.bias, db, request.bias, "bias"),
+        ] {
+            assert_eq!(got.is_some(), wanted, "{what} {name}: requested {wanted}");
+            if let Some(got) = got {
+                assert_close(got, &to_f64(expected), 1e-5, &format!("{what} {name}"));
+            }
+        }
     }
 }
 

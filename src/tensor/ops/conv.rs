@@ -4,38 +4,32 @@
 //! (`[C_img, H_img, W_img]` per batch element) through windows and writes *columns*
 //! (`[C_col, H_col, W_col]`, one value per window position and output channel):
 //!
-//! - conv2d forward:            columns = W * im2col(image)        (image = input)
-//! - conv2d grad input:         image  += col2im(W^T * columns)    (columns = grad output)
-//! - conv2d grad weight:        dW     += columns * im2col(image)^T
-//! - conv_transpose2d forward:  the conv2d grad-input computation, image = output
-//! - conv_transpose2d grad input: a conv2d forward of the grad output
-//! - conv_transpose2d grad weight: a conv2d grad weight with the roles of image and columns
-//!   taken by grad output and input
+//! - conv2d forward:               columns = W * im2col(image)        (image = input)
+//! - conv2d grad input:            image  += col2im(W^T * columns)    (columns = grad output)
+//! - conv2d grad weight:           dW     += columns * im2col(image)^T
+//! - conv_transpose2d forward:     the conv2d grad-input computation, image = output
+//! - conv_transpose2d grad input:  a conv2d forward of the grad output
+//! - conv_transpose2d grad weight: a conv2d grad weight with image and columns played by
+//!   grad output and input
 //!
 //! PyTorch's weight layouts make this work without copies: conv2d's `[C_out, C_in/groups,
 //! kH, kW]` and conv_transpose2d's `[C_in, C_out/groups, kH, kW]` are both
 //! `[C_col, C_img/groups, kH, kW]`, i.e. per group a row-major `C_col/groups x K` matrix with
-//! `K = C_img/groups * kH * kW`.
+//! `K = C_img/groups * kH * kW`. The engine doing the work is [`super::im2col`]; this module
+//! is the validated, PyTorch-named surface over it.
 //!
-//! The im2col matrix of a whole image is often larger than L2 (4.5 MiB for a
-//! `[32, 64, 64]` image and a 3x3 kernel), so it is built in tiles of whole column rows
-//! sized to about [`TILE_BYTES`], each consumed by the GEMM while still in cache.
+//! [`conv2d_backward`] and [`conv_transpose2d_backward`] compute any subset of the gradients
+//! in one pass over the batch, which is what autograd wants: conv_transpose2d's input and
+//! weight gradients then share one im2col of the output's gradient.
 
 use rayon::prelude::*;
 
-use super::gemm::{MatMut, MatRef, Parallelism, matmul};
+use super::im2col::{ConvGeom, Forward, col2im_products, im2col_products};
 use super::sum_f32;
 use crate::tensor::shape::{
     ShapeError, SpatialOp, check_groups, checked_conv_output_size,
     checked_conv_transpose_output_size, to_i64,
 };
-
-/// Target size of one im2col tile: well under the 2 MiB L2 of the machines we target, so the
-/// tile, the packed weight block and the output band all stay resident while the GEMM runs.
-const TILE_BYTES: usize = 512 * 1024;
-
-/// Below this many flops per batch element, threading one GEMM costs more than it saves.
-const GEMM_THREADING_FLOPS: usize = 4 << 20;
 
 /// Arguments of `conv2d` / `Conv2d`, per spatial dimension `[height, width]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -314,7 +308,12 @@ pub fn conv2d_into(
         }
         None => false,
     };
-    run_forward(&geometry.core(), input, weight, output, accumulate);
+    let forward = Forward {
+        weight,
+        out: output,
+        accumulate,
+    };
+    im2col_products(&geometry.core(), input, Some(forward), None);
 }
 
 /// Gradient of [`conv2d`] with respect to its input, given the output's gradient.
@@ -344,7 +343,13 @@ pub fn conv2d_backward_input_into(
     check_len("grad_output", grad_output, geometry.output);
     check_len("weight", weight, geometry.weight);
     check_len("grad_input", grad_input, geometry.input);
-    run_backward_image(&geometry.core(), grad_output, weight, grad_input);
+    col2im_products(
+        &geometry.core(),
+        grad_output,
+        weight,
+        Some(grad_input),
+        None,
+    );
 }
 
 /// Gradient of [`conv2d`] with respect to its weight.
@@ -374,7 +379,12 @@ pub fn conv2d_backward_weight_into(
     check_len("input", input, geometry.input);
     check_len("grad_output", grad_output, geometry.output);
     check_len("grad_weight", grad_weight, geometry.weight);
-    run_backward_weight(&geometry.core(), input, grad_output, grad_weight);
+    im2col_products(
+        &geometry.core(),
+        input,
+        None,
+        Some((grad_output, grad_weight)),
+    );
 }
 
 /// Gradient with respect to the bias of a convolution or transposed convolution whose output
@@ -432,7 +442,7 @@ pub fn conv_transpose2d_into(
         Some(bias) => fill_bias(output, bias, geometry.output),
         None => output.fill(0.0),
     }
-    run_backward_image(&geometry.core(), input, weight, output);
+    col2im_products(&geometry.core(), input, weight, Some(output), None);
 }
 
 /// Gradient of [`conv_transpose2d`] with respect to its input: a convolution of the output's
@@ -463,7 +473,12 @@ pub fn conv_transpose2d_backward_input_into(
     check_len("grad_output", grad_output, geometry.output);
     check_len("weight", weight, geometry.weight);
     check_len("grad_input", grad_input, geometry.input);
-    run_forward(&geometry.core(), grad_output, weight, grad_input, true);
+    let forward = Forward {
+        weight,
+        out: grad_input,
+        accumulate: true,
+    };
+    im2col_products(&geometry.core(), grad_output, Some(forward), None);
 }
 
 /// Gradient of [`conv_transpose2d`] with respect to its weight.
@@ -494,7 +509,103 @@ pub fn conv_transpose2d_backward_weight_into(
     check_len("grad_output", grad_output, geometry.output);
     check_len("grad_weight", grad_weight, geometry.weight);
     // The image side is the output: dW += input_columns * im2col(grad_output)^T.
-    run_backward_weight(&geometry.core(), grad_output, input, grad_weight);
+    im2col_products(
+        &geometry.core(),
+        grad_output,
+        None,
+        Some((input, grad_weight)),
+    );
+}
+
+/// Which gradients a backward pass computes: those of the arguments that require grad.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConvGradRequest {
+    /// The input's gradient.
+    pub input: bool,
+    /// The weight's gradient.
+    pub weight: bool,
+    /// The bias's gradient.
+    pub bias: bool,
+}
+
+/// Gradients of a convolution's arguments; `None` where not requested.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ConvGrads {
+    /// Gradient of the input, shaped like it.
+    pub input: Option<Vec<f32>>,
+    /// Gradient of the weight, shaped like it.
+    pub weight: Option<Vec<f32>>,
+    /// Gradient of the bias, `[C_out]`.
+    pub bias: Option<Vec<f32>>,
+}
+
+/// The requested gradients of [`conv2d`] in one pass over the batch (each batch element's
+/// output gradient is read once, while in cache, for both products).
+///
+/// # Panics
+/// If a slice's length does not match `geometry`.
+pub fn conv2d_backward(
+    geometry: &Conv2dGeometry,
+    input: &[f32],
+    weight: &[f32],
+    grad_output: &[f32],
+    request: ConvGradRequest,
+) -> ConvGrads {
+    check_len("input", input, geometry.input);
+    check_len("weight", weight, geometry.weight);
+    check_len("grad_output", grad_output, geometry.output);
+    let mut grad_input = request.input.then(|| vec![0.0; numel(geometry.input)]);
+    let mut grad_weight = request.weight.then(|| vec![0.0; numel(geometry.weight)]);
+    // dx += col2im(W^T * dy); dW += dy * im2col(x)^T.
+    let weight_grad = grad_weight.as_deref_mut().map(|g| (input, g));
+    col2im_products(
+        &geometry.core(),
+        grad_output,
+        weight,
+        grad_input.as_deref_mut(),
+        weight_grad,
+    );
+    ConvGrads {
+        input: grad_input,
+        weight: grad_weight,
+        bias: request
+            .bias
+            .then(|| conv_backward_bias(grad_output, geometry.output)),
+    }
+}
+
+/// The requested gradients of [`conv_transpose2d`] in one pass over the batch: the input
+/// and weight gradients share one im2col of the output's gradient.
+///
+/// # Panics
+/// If a slice's length does not match `geometry`.
+pub fn conv_transpose2d_backward(
+    geometry: &ConvTranspose2dGeometry,
+    input: &[f32],
+    weight: &[f32],
+    grad_output: &[f32],
+    request: ConvGradRequest,
+) -> ConvGrads {
+    check_len("input", input, geometry.input);
+    check_len("weight", weight, geometry.weight);
+    check_len("grad_output", grad_output, geometry.output);
+    let mut grad_input = request.input.then(|| vec![0.0; numel(geometry.input)]);
+    let mut grad_weight = request.weight.then(|| vec![0.0; numel(geometry.weight)]);
+    // dx = W * im2col(dy) (a conv2d forward); dW += x * im2col(dy)^T.
+    let forward = grad_input.as_deref_mut().map(|out| Forward {
+        weight,
+        out,
+        accumulate: false,
+    });
+    let weight_grad = grad_weight.as_deref_mut().map(|g| (input, g));
+    im2col_products(&geometry.core(), grad_output, forward, weight_grad);
+    ConvGrads {
+        input: grad_input,
+        weight: grad_weight,
+        bias: request
+            .bias
+            .then(|| conv_backward_bias(grad_output, geometry.output)),
+    }
 }
 
 fn numel(shape: [usize; 4]) -> usize {
@@ -522,492 +633,5 @@ fn fill_bias(output: &mut [f32], bias: &[f32], shape: [usize; 4]) {
     }
     for (i, plane) in output.chunks_exact_mut(h * w).enumerate() {
         plane.fill(bias[i % channels]);
-    }
-}
-
-/// The convolution seen from the image side and the column side (see the module docs).
-#[derive(Clone, Copy, Debug)]
-struct ConvGeom {
-    batch: usize,
-    groups: usize,
-    /// `[C, H, W]` of the image side.
-    img: [usize; 3],
-    /// `[C, H, W]` of the column side.
-    col: [usize; 3],
-    kernel: [usize; 2],
-    stride: [usize; 2],
-    padding: [usize; 2],
-    dilation: [usize; 2],
-}
-
-impl ConvGeom {
-    fn img_plane(&self) -> usize {
-        self.img[1] * self.img[2]
-    }
-
-    fn col_plane(&self) -> usize {
-        self.col[1] * self.col[2]
-    }
-
-    /// Elements of one batch element on the image side.
-    fn img_len(&self) -> usize {
-        self.img[0] * self.img_plane()
-    }
-
-    /// Elements of one batch element on the column side.
-    fn col_len(&self) -> usize {
-        self.col[0] * self.col_plane()
-    }
-
-    fn img_channels_per_group(&self) -> usize {
-        self.img[0] / self.groups
-    }
-
-    fn col_channels_per_group(&self) -> usize {
-        self.col[0] / self.groups
-    }
-
-    /// Rows of the im2col matrix: one per (image channel in the group, kernel tap).
-    fn k(&self) -> usize {
-        self.img_channels_per_group() * self.kernel[0] * self.kernel[1]
-    }
-
-    /// A 1x1 kernel with unit stride and no padding reads the image as it is: the im2col
-    /// matrix would be a copy of the image, so the GEMMs use the image directly.
-    fn is_pointwise(&self) -> bool {
-        self.kernel == [1, 1]
-            && self.stride == [1, 1]
-            && self.padding == [0, 0]
-            && self.img[1] == self.col[1]
-            && self.img[2] == self.col[2]
-    }
-
-    /// Column rows per im2col tile, so a tile is about [`TILE_BYTES`].
-    fn tile_rows(&self) -> usize {
-        let row_bytes = self.k() * self.col[2] * size_of::<f32>();
-        (TILE_BYTES / row_bytes.max(1)).clamp(1, self.col[1].max(1))
-    }
-
-    /// Elements of the scratch buffer one batch element needs.
-    fn scratch_len(&self) -> usize {
-        if self.is_pointwise() {
-            0
-        } else {
-            self.k() * self.tile_rows() * self.col[2]
-        }
-    }
-
-    /// Whether to run batch elements in parallel (each GEMM single-threaded) or one at a time
-    /// with the GEMM threaded. Never both: the gemm crate would split work that rayon already
-    /// split, and only add synchronisation.
-    ///
-    /// Batch parallelism wins when there are enough batch elements to keep every thread busy:
-    /// it threads im2col/col2im as well (a third of the time for small channel counts), each
-    /// thread reuses its own scratch tile, and there is one fork-join per call instead of one
-    /// per GEMM tile. With fewer elements than threads, or a count that leaves one thread with
-    /// a whole extra element (3 images on 2 threads: 1.5x the ideal time), threading inside
-    /// the GEMM balances better, provided each product is big enough to pay for it.
-    fn plan(&self) -> Plan {
-        let threads = rayon::current_num_threads();
-        if threads <= 1 || self.batch == 0 {
-            return Plan::Serial(Parallelism::None);
-        }
-        let balanced = self.batch.is_multiple_of(threads) || self.batch >= 4 * threads;
-        let flops = 2 * self.col[0] * self.k() * self.col_plane();
-        if self.batch >= threads && balanced {
-            Plan::Batch
-        } else if flops >= GEMM_THREADING_FLOPS {
-            Plan::Serial(Parallelism::Rayon(threads))
-        } else if self.batch > 1 {
-            Plan::Batch
-        } else {
-            Plan::Serial(Parallelism::None)
-        }
-    }
-
-    /// Valid output positions along one axis for a kernel tap at `offset` (= tap index *
-    /// dilation): those `o` in `0..out_len` with `0 <= o*stride + offset - padding < in_len`,
-    /// as a range `lo..hi` (possibly empty).
-    fn valid_range(
-        out_len: usize,
-        in_len: usize,
-        stride: usize,
-        offset: usize,
-        padding: usize,
-    ) -> (usize, usize) {
-        let lo = if offset >= padding {
-            0
-        } else {
-            (padding - offset).div_ceil(stride)
-        };
-        let hi = if in_len + padding > offset {
-            ((in_len + padding - offset - 1) / stride + 1).min(out_len)
-        } else {
-            0
-        };
-        (lo.min(hi), hi)
-    }
-
-    /// Fills `cols` (`K x (rows.len() * W_col)`, row-major) with the im2col matrix of one
-    /// group's image channels for column rows `rows`: row `(c*kH + i)*kW + j`, column
-    /// `(oh - rows.start)*W_col + ow` holds `image[c, oh*sH + i*dH - pH, ow*sW + j*dW - pW]`,
-    /// or 0 in the padding.
-    fn im2col(&self, image: &[f32], rows: std::ops::Range<usize>, cols: &mut [f32]) {
-        let [_, img_h, img_w] = self.img;
-        let [_, col_h, col_w] = self.col;
-        let [kh, kw] = self.kernel;
-        let [sh, sw] = self.stride;
-        let tile = rows.len() * col_w;
-        let mut row_index = 0;
-        for plane in image
-            .chunks_exact(self.img_plane())
-            .take(self.img_channels_per_group())
-        {
-            for i in 0..kh {
-                let (oh_lo, oh_hi) =
-                    Self::valid_range(col_h, img_h, sh, i * self.dilation[0], self.padding[0]);
-                for j in 0..kw {
-                    let offset = j * self.dilation[1];
-                    let (lo, hi) = Self::valid_range(col_w, img_w, sw, offset, self.padding[1]);
-                    let dst_row = &mut cols[row_index * tile..][..tile];
-                    row_index += 1;
-                    for (t, oh) in rows.clone().enumerate() {
-                        let dst = &mut dst_row[t * col_w..][..col_w];
-                        if oh < oh_lo || oh >= oh_hi || lo == hi {
-                            dst.fill(0.0);
-                            continue;
-                        }
-                        let ih = oh * sh + i * self.dilation[0] - self.padding[0];
-                        let src = &plane[ih * img_w..][..img_w];
-                        let iw0 = lo * sw + offset - self.padding[1];
-                        dst[..lo].fill(0.0);
-                        dst[hi..].fill(0.0);
-                        if sw == 1 {
-                            dst[lo..hi].copy_from_slice(&src[iw0..iw0 + (hi - lo)]);
-                        } else {
-                            // `chunks(sw)` rather than `step_by(sw)`: step_by's `nth` keeps
-                            // the loop scalar, chunks gives a plain strided loop (5x faster
-                            // for stride 2).
-                            for (d, s) in dst[lo..hi].iter_mut().zip(src[iw0..].chunks(sw)) {
-                                *d = s[0];
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// The adjoint of [`Self::im2col`]: adds every entry of `cols` into the image position
-    /// it was read from (entries that came from padding are dropped).
-    fn col2im(&self, cols: &[f32], rows: std::ops::Range<usize>, image: &mut [f32]) {
-        let [_, img_h, img_w] = self.img;
-        let [_, col_h, col_w] = self.col;
-        let [kh, kw] = self.kernel;
-        let [sh, sw] = self.stride;
-        let tile = rows.len() * col_w;
-        let img_plane = self.img_plane();
-        let mut row_index = 0;
-        for plane in image
-            .chunks_exact_mut(img_plane)
-            .take(self.img_channels_per_group())
-        {
-            for i in 0..kh {
-                let (oh_lo, oh_hi) =
-                    Self::valid_range(col_h, img_h, sh, i * self.dilation[0], self.padding[0]);
-                for j in 0..kw {
-                    let offset = j * self.dilation[1];
-                    let (lo, hi) = Self::valid_range(col_w, img_w, sw, offset, self.padding[1]);
-                    let src_row = &cols[row_index * tile..][..tile];
-                    row_index += 1;
-                    if lo == hi {
-                        continue;
-                    }
-                    let iw0 = lo * sw + offset - self.padding[1];
-                    for (t, oh) in rows.clone().enumerate() {
-                        if oh < oh_lo || oh >= oh_hi {
-                            continue;
-                        }
-                        let src = &src_row[t * col_w..][lo..hi];
-                        let ih = oh * sh + i * self.dilation[0] - self.padding[0];
-                        let dst = &mut plane[ih * img_w..][..img_w];
-                        if sw == 1 {
-                            for (d, s) in dst[iw0..iw0 + (hi - lo)].iter_mut().zip(src) {
-                                *d += *s;
-                            }
-                        } else {
-                            for (d, s) in dst[iw0..].chunks_mut(sw).zip(src) {
-                                d[0] += *s;
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// Column rows in tiles of [`Self::tile_rows`].
-    fn tiles(&self) -> impl Iterator<Item = std::ops::Range<usize>> + use<> {
-        let (step, end) = (self.tile_rows(), self.col[1]);
-        (0..end)
-            .step_by(step)
-            .map(move |start| start..(start + step).min(end))
-    }
-
-    /// One batch element: `columns = W * im2col(image)` per group (`+=` when `accumulate`).
-    fn forward_one(
-        &self,
-        image: &[f32],
-        weight: &[f32],
-        columns: &mut [f32],
-        accumulate: bool,
-        par: Parallelism,
-        scratch: &mut [f32],
-    ) {
-        let (k, m, col_plane) = (self.k(), self.col_channels_per_group(), self.col_plane());
-        let img_group = self.img_channels_per_group() * self.img_plane();
-        for g in 0..self.groups {
-            let image_g = &image[g * img_group..][..img_group];
-            let weight_g = MatRef::row_major(&weight[g * m * k..], m, k);
-            let out_g = &mut columns[g * m * col_plane..][..m * col_plane];
-            if self.is_pointwise() {
-                let rhs = MatRef::row_major(image_g, k, col_plane);
-                matmul(
-                    MatMut::row_major(out_g, m, col_plane),
-                    weight_g,
-                    rhs,
-                    accumulate,
-                    par,
-                );
-                continue;
-            }
-            for rows in self.tiles() {
-                let width = rows.len() * self.col[2];
-                let offset = rows.start * self.col[2];
-                let cols = &mut scratch[..k * width];
-                self.im2col(image_g, rows, cols);
-                let dst = MatMut::with_row_stride(&mut out_g[offset..], m, width, col_plane);
-                matmul(
-                    dst,
-                    weight_g,
-                    MatRef::row_major(cols, k, width),
-                    accumulate,
-                    par,
-                );
-            }
-        }
-    }
-
-    /// One batch element: `image += col2im(W^T * columns)` per group.
-    fn backward_image_one(
-        &self,
-        columns: &[f32],
-        weight: &[f32],
-        image: &mut [f32],
-        par: Parallelism,
-        scratch: &mut [f32],
-    ) {
-        let (k, m, col_plane) = (self.k(), self.col_channels_per_group(), self.col_plane());
-        let img_group = self.img_channels_per_group() * self.img_plane();
-        for g in 0..self.groups {
-            let image_g = &mut image[g * img_group..][..img_group];
-            let weight_t = MatRef::row_major(&weight[g * m * k..], m, k).t();
-            let cols_g = &columns[g * m * col_plane..][..m * col_plane];
-            if self.is_pointwise() {
-                let rhs = MatRef::row_major(cols_g, m, col_plane);
-                matmul(
-                    MatMut::row_major(image_g, k, col_plane),
-                    weight_t,
-                    rhs,
-                    true,
-                    par,
-                );
-                continue;
-            }
-            for rows in self.tiles() {
-                let width = rows.len() * self.col[2];
-                let offset = rows.start * self.col[2];
-                let cols = &mut scratch[..k * width];
-                let rhs = MatRef::new(&cols_g[offset..], m, width, col_plane, 1);
-                matmul(MatMut::row_major(cols, k, width), weight_t, rhs, false, par);
-                self.col2im(cols, rows, image_g);
-            }
-        }
-    }
-
-    /// One batch element: `grad_weight += columns * im2col(image)^T` per group.
-    fn backward_weight_one(
-        &self,
-        image: &[f32],
-        columns: &[f32],
-        grad_weight: &mut [f32],
-        par: Parallelism,
-        scratch: &mut [f32],
-    ) {
-        let (k, m, col_plane) = (self.k(), self.col_channels_per_group(), self.col_plane());
-        let img_group = self.img_channels_per_group() * self.img_plane();
-        for g in 0..self.groups {
-            let image_g = &image[g * img_group..][..img_group];
-            let cols_g = &columns[g * m * col_plane..][..m * col_plane];
-            let grad_g = &mut grad_weight[g * m * k..][..m * k];
-            if self.is_pointwise() {
-                let lhs = MatRef::row_major(cols_g, m, col_plane);
-                let rhs = MatRef::row_major(image_g, k, col_plane).t();
-                matmul(MatMut::row_major(grad_g, m, k), lhs, rhs, true, par);
-                continue;
-            }
-            for rows in self.tiles() {
-                let width = rows.len() * self.col[2];
-                let offset = rows.start * self.col[2];
-                let cols = &mut scratch[..k * width];
-                self.im2col(image_g, rows, cols);
-                let lhs = MatRef::new(&cols_g[offset..], m, width, col_plane, 1);
-                let rhs = MatRef::row_major(cols, k, width).t();
-                matmul(MatMut::row_major(grad_g, m, k), lhs, rhs, true, par);
-            }
-        }
-    }
-}
-
-/// How a batched convolution uses the threads (see [`ConvGeom::plan`]).
-#[derive(Clone, Copy, Debug)]
-enum Plan {
-    /// Batch elements in parallel, each GEMM single-threaded.
-    Batch,
-    /// Batch elements one after another, with this GEMM parallelism.
-    Serial(Parallelism),
-}
-
-fn new_scratch(geo: &ConvGeom) -> Vec<f32> {
-    vec![0.0; geo.scratch_len()]
-}
-
-fn run_forward(geo: &ConvGeom, image: &[f32], weight: &[f32], columns: &mut [f32], acc: bool) {
-    if columns.is_empty() || image.is_empty() {
-        if !acc {
-            columns.fill(0.0);
-        }
-        return;
-    }
-    let (img_len, col_len) = (geo.img_len(), geo.col_len());
-    match geo.plan() {
-        Plan::Batch => columns
-            .par_chunks_mut(col_len)
-            .zip(image.par_chunks(img_len))
-            .for_each_init(
-                || new_scratch(geo),
-                |scratch, (out, x)| {
-                    geo.forward_one(x, weight, out, acc, Parallelism::None, scratch)
-                },
-            ),
-        Plan::Serial(par) => {
-            let mut scratch = new_scratch(geo);
-            for (out, x) in columns
-                .chunks_exact_mut(col_len)
-                .zip(image.chunks_exact(img_len))
-            {
-                geo.forward_one(x, weight, out, acc, par, &mut scratch);
-            }
-        }
-    }
-}
-
-fn run_backward_image(geo: &ConvGeom, columns: &[f32], weight: &[f32], image: &mut [f32]) {
-    if columns.is_empty() || image.is_empty() {
-        return;
-    }
-    let (img_len, col_len) = (geo.img_len(), geo.col_len());
-    match geo.plan() {
-        Plan::Batch => image
-            .par_chunks_mut(img_len)
-            .zip(columns.par_chunks(col_len))
-            .for_each_init(
-                || new_scratch(geo),
-                |scratch, (x, cols)| {
-                    geo.backward_image_one(cols, weight, x, Parallelism::None, scratch)
-                },
-            ),
-        Plan::Serial(par) => {
-            let mut scratch = new_scratch(geo);
-            for (x, cols) in image
-                .chunks_exact_mut(img_len)
-                .zip(columns.chunks_exact(col_len))
-            {
-                geo.backward_image_one(cols, weight, x, par, &mut scratch);
-            }
-        }
-    }
-}
-
-fn run_backward_weight(geo: &ConvGeom, image: &[f32], columns: &[f32], grad_weight: &mut [f32]) {
-    if columns.is_empty() || image.is_empty() || grad_weight.is_empty() {
-        return;
-    }
-    let (img_len, col_len) = (geo.img_len(), geo.col_len());
-    match geo.plan() {
-        Plan::Batch => {
-            // One partial weight gradient per thread, summed at the end: the weight is small
-            // next to the images, and the threads never contend for it.
-            let threads = rayon::current_num_threads().min(geo.batch);
-            let per_chunk = geo.batch.div_ceil(threads);
-            let partial = image
-                .par_chunks(per_chunk * img_len)
-                .zip(columns.par_chunks(per_chunk * col_len))
-                .map(|(xs, cs)| {
-                    let mut acc = vec![0.0; grad_weight.len()];
-                    let mut scratch = new_scratch(geo);
-                    for (x, cols) in xs.chunks_exact(img_len).zip(cs.chunks_exact(col_len)) {
-                        geo.backward_weight_one(x, cols, &mut acc, Parallelism::None, &mut scratch);
-                    }
-                    acc
-                })
-                .reduce_with(|mut a, b| {
-                    a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-                    a
-                });
-            if let Some(partial) = partial {
-                grad_weight
-                    .iter_mut()
-                    .zip(&partial)
-                    .for_each(|(g, p)| *g += p);
-            }
-        }
-        Plan::Serial(par) => {
-            let mut scratch = new_scratch(geo);
-            for (x, cols) in image
-                .chunks_exact(img_len)
-                .zip(columns.chunks_exact(col_len))
-            {
-                geo.backward_weight_one(x, cols, grad_weight, par, &mut scratch);
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn valid_range_matches_brute_force() {
-        for out_len in 1..6 {
-            for in_len in 1..6 {
-                for stride in 1..4 {
-                    for offset in 0..5 {
-                        for padding in 0..4 {
-                            let (lo, hi) =
-                                ConvGeom::valid_range(out_len, in_len, stride, offset, padding);
-                            let valid: Vec<usize> = (0..out_len)
-                                .filter(|&o| {
-                                    let pos = (o * stride + offset) as isize - padding as isize;
-                                    pos >= 0 && pos < in_len as isize
-                                })
-                                .collect();
-                            assert_eq!((lo..hi).collect::<Vec<_>>(), valid);
-                        }
-                    }
-                }
-            }
-        }
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod conv;
 pub mod gemm;
+mod im2col;
 pub mod pool;
 pub mod resample;
 
