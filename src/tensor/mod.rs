@@ -16,6 +16,7 @@ pub mod display;
 pub mod error;
 pub mod ops;
 pub mod random;
+pub mod shape;
 pub mod storage;
 
 pub use autograd::{
