@@ -10,6 +10,7 @@ pub mod index;
 pub mod join;
 pub mod loss;
 pub mod matmul;
+pub mod nn;
 pub mod pool;
 pub mod reduce;
 pub mod resample;
