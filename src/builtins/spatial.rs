@@ -386,30 +386,42 @@ fn spatial_diagnostic(
                     )
                 }
             };
-            let mut d = TensorDiagnostic::new(
-                code,
-                format!("{op_words} output would be {} x {}", outs[0], outs[1]),
-                spans.call,
-                "the output would be empty",
-            );
-            if let Some(at) = arg(fault) {
-                d = d.with_label(at, fault_label);
-            }
-            with_layer(d.with_label(spans.input, input_label))
+            // The argument at fault carries the main label; without one, the call does.
+            let message = format!("{op_words} output would be {} x {}", outs[0], outs[1]);
+            let d = match arg(fault) {
+                Some(at) => TensorDiagnostic::new(code, message, at, fault_label),
+                None => with_layer(TensorDiagnostic::new(
+                    code,
+                    message,
+                    spans.call,
+                    "the output would be empty",
+                )),
+            };
+            d.with_label(spans.input, input_label)
                 .with_help(format!("{}\n{fix}", window.formula(axis, hw[axis])))
         }
         ShapeError::ChannelMismatch {
             expected, actual, ..
         } => {
+            let channels = |n: i64| format!("{n} channel{}", if n == 1 { "" } else { "s" });
             let mut d = TensorDiagnostic::new(
                 TensorCode::ChannelMismatch,
-                format!("channel mismatch: the {op_words} expects {expected} input channels, the input has {actual}"),
-                spans.call,
-                format!("expects {expected} channels"),
-            )
-            .with_label(spans.input, format!("{input_label}: {actual} channels in dim 1"));
-            if let Some(at) = arg("in_channels") {
-                d = d.with_label(at, format!("in_channels is {expected}"));
+                format!(
+                    "channel mismatch: the {op_words} expects {}, the input has {actual}",
+                    channels(*expected)
+                ),
+                spans.input,
+                format!("{input_label}: {} in dim 1", channels(*actual)),
+            );
+            match arg("in_channels") {
+                Some(at) => d = d.with_label(at, format!("in_channels is {expected}")),
+                None if spans.layer.is_none() => {
+                    if let Some(at) = arg("weight") {
+                        d = d
+                            .with_label(at, format!("this weight expects {}", channels(*expected)));
+                    }
+                }
+                None => {}
             }
             let help = if spans.layer.is_some() {
                 format!(
@@ -483,9 +495,14 @@ fn spatial_diagnostic(
                 _ => ("", String::new()),
             };
             let label = arg(fault).unwrap_or(spans.layer.unwrap_or(spans.call));
+            // The engine's text starts with its op name; the message names the op in words.
+            let text = other.to_string();
+            let text = text
+                .split_once(": ")
+                .map_or(text.as_str(), |(_, rest)| rest);
             let mut d = TensorDiagnostic::new(
                 TensorCode::InvalidConfig,
-                format!("invalid {op_words}: {other}"),
+                format!("invalid {op_words}: {text}"),
                 label,
                 "not allowed here",
             );

@@ -202,20 +202,27 @@ impl Diagnostic for TensorDiagnostic {
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
-        let primary = LabeledSpan::new_primary_with_span(Some(self.label.clone()), self.span);
-        let related = self
-            .related
-            .iter()
-            // Two labels on one span render as one; keep the first.
-            .filter(|(span, _)| *span != self.span)
-            .map(|(span, text)| LabeledSpan::new_with_span(Some(text.clone()), *span));
+        // The renderer cannot draw one underline inside another, so a label overlapping
+        // one already shown is dropped (the primary label first, then in order).
+        let overlap =
+            |a: Span, b: Span| a.start < b.end.max(b.start + 1) && b.start < a.end.max(a.start + 1);
+        let mut shown = vec![self.span];
+        let mut labels = vec![LabeledSpan::new_primary_with_span(
+            Some(self.label.clone()),
+            self.span,
+        )];
         let calls = self
             .calls
             .iter()
-            .map(|span| LabeledSpan::new_with_span(Some("called from here".into()), *span));
-        Some(Box::new(
-            std::iter::once(primary).chain(related).chain(calls),
-        ))
+            .map(|s| (*s, "called from here".to_string()));
+        let others = self.related.iter().cloned().chain(calls);
+        for (span, text) in others {
+            if !shown.iter().any(|s| overlap(*s, span)) {
+                shown.push(span);
+                labels.push(LabeledSpan::new_with_span(Some(text), span));
+            }
+        }
+        Some(Box::new(labels.into_iter()))
     }
 }
 
