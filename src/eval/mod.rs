@@ -742,39 +742,16 @@ impl Interpreter {
         args: Vec<CallArg>,
         span: Span,
     ) -> EvalResult<Value> {
-        use crate::builtins::methods;
         match object {
             Value::Record(_) => {
                 let callee = self.field(object, name)?;
                 self.call_value(&callee, args, span)
             }
-            Value::Tensor(_) => self.call_table_method(
-                "tensor",
-                object,
-                name,
-                tensor::TENSOR_FIELDS,
-                methods::TENSOR_METHODS,
-                args,
-                span,
-            ),
-            Value::Layer(_) => self.call_table_method(
-                "layer",
-                object,
-                name,
-                crate::builtins::layers::Layer::FIELDS,
-                methods::LAYER_METHODS,
-                args,
-                span,
-            ),
-            Value::Optimizer(_) => self.call_table_method(
-                "optimizer",
-                object,
-                name,
-                &[],
-                methods::OPTIMIZER_METHODS,
-                args,
-                span,
-            ),
+            Value::Tensor(_) => self.call_member(&tensor::TENSOR_MEMBERS, object, name, args, span),
+            Value::Layer(_) => self.call_member(&tensor::LAYER_MEMBERS, object, name, args, span),
+            Value::Optimizer(_) => {
+                self.call_member(&tensor::OPTIMIZER_MEMBERS, object, name, args, span)
+            }
             other => Err(Self::no_member(other, name)),
         }
     }

@@ -31,6 +31,37 @@ pub const TENSOR_FIELDS: &[&str] = &[
     "T",
 ];
 
+/// The fields and methods of a kind of object, for `x.name(...)` and suggestions.
+pub struct Members {
+    /// How messages name the type.
+    pub type_name: &'static str,
+    /// Its fields.
+    pub fields: &'static [&'static str],
+    /// Its methods.
+    pub methods: &'static [BuiltinDef],
+}
+
+/// A tensor's members.
+pub const TENSOR_MEMBERS: Members = Members {
+    type_name: "tensor",
+    fields: TENSOR_FIELDS,
+    methods: methods::TENSOR_METHODS,
+};
+
+/// A layer's members.
+pub const LAYER_MEMBERS: Members = Members {
+    type_name: "layer",
+    fields: crate::builtins::layers::Layer::FIELDS,
+    methods: methods::LAYER_METHODS,
+};
+
+/// An optimizer's members.
+pub const OPTIMIZER_MEMBERS: Members = Members {
+    type_name: "optimizer",
+    fields: &[],
+    methods: methods::OPTIMIZER_METHODS,
+};
+
 /// A number operand of a tensor operator (`t * 2`, `1 - t`).
 fn scalar_of(value: &Value) -> Option<f64> {
     match value {
@@ -349,19 +380,22 @@ impl Interpreter {
         })
     }
 
-    /// Calls the method `name` from `table` on `receiver`.
-    pub(super) fn call_table_method(
+    /// Calls the method `name` of `members` on `receiver`.
+    pub(super) fn call_member(
         &mut self,
-        type_name: &str,
+        members: &Members,
         receiver: &Value,
         name: &Ident,
-        fields: &[&'static str],
-        table: &'static [BuiltinDef],
         args: Vec<CallArg>,
         span: Span,
     ) -> EvalResult<Value> {
-        let Some(def) = methods::find(table, &name.name) else {
-            return Err(self.no_member_of(type_name, name, fields, table));
+        let Some(def) = methods::find(members.methods, &name.name) else {
+            return Err(self.no_member_of(
+                members.type_name,
+                name,
+                members.fields,
+                members.methods,
+            ));
         };
         self.at(span);
         self.call_builtin_on(def, receiver.clone(), args, span)
