@@ -416,16 +416,18 @@ pub fn forward(
             d.boxed()
         }
     };
+    let spatial_rank = "a 3-D [C, H, W] or 4-D [N, C, H, W] input";
+    if matches!(layer.kind, Kind::Conv { .. } | Kind::Pool(_)) && !(3..=4).contains(&x.ndim()) {
+        return Err(rank_error(spatial_rank, x.ndim() == 2));
+    }
     if layer.state.borrow().inputs.is_none() {
         let inferred = match &layer.kind {
-            Kind::Conv { .. } | Kind::BatchNorm { .. } => {
-                if !(3..=4).contains(&x.ndim()) {
-                    return Err(rank_error(
-                        "a 3-D [C, H, W] or 4-D [N, C, H, W] input",
-                        x.ndim() == 2,
-                    ));
+            Kind::Conv { .. } => Some(x.shape()[x.ndim() - 3]),
+            Kind::BatchNorm { .. } => {
+                if x.ndim() != 4 {
+                    return Err(rank_error("a 4-D [N, C, H, W] input", x.ndim() == 3));
                 }
-                Some(x.shape()[x.ndim() - 3])
+                Some(x.shape()[1])
             }
             Kind::Linear { .. } => x.shape().last().copied(),
             _ => None,

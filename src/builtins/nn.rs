@@ -479,11 +479,12 @@ macro_rules! loss {
                 let (x, t) = (args.tensor(0)?, args.tensor(1)?);
                 let result = run_op(interp, args.call, || x.$method(&t));
                 result.map_err(|mut e| {
+                    // Shapes that do not fit are the arguments' fault: label both.
                     if let crate::eval::RuntimeError::Tensor(d) = &mut *e {
+                        d.span = args.span(1);
+                        d.label = format!("target is {:?}", t.shape());
                         d.related
                             .push((args.span(0), format!("input is {:?}", x.shape())));
-                        d.related
-                            .push((args.span(1), format!("target is {:?}", t.shape())));
                     }
                     e
                 })

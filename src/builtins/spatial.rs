@@ -500,11 +500,35 @@ fn spatial_diagnostic(
             let text = text
                 .split_once(": ")
                 .map_or(text.as_str(), |(_, rest)| rest);
+            let label_text = match other {
+                ShapeError::OutputPaddingTooLarge {
+                    output_padding,
+                    stride,
+                    dilation,
+                    ..
+                } => format!(
+                    "output_padding {output_padding} is not below stride {stride} or dilation {dilation}"
+                ),
+                ShapeError::PoolPaddingTooLarge {
+                    padding,
+                    effective_kernel,
+                    ..
+                } => {
+                    format!("padding {padding} is more than half the window of {effective_kernel}")
+                }
+                ShapeError::NonPositiveStride { stride: v, .. }
+                | ShapeError::NonPositiveKernel { kernel: v, .. }
+                | ShapeError::NonPositiveDilation { dilation: v, .. } => {
+                    format!("{v} is not allowed")
+                }
+                ShapeError::NegativePadding { padding, .. } => format!("{padding} is negative"),
+                _ => "not allowed here".to_string(),
+            };
             let mut d = TensorDiagnostic::new(
                 TensorCode::InvalidConfig,
                 format!("invalid {op_words}: {text}"),
                 label,
-                "not allowed here",
+                label_text,
             );
             if label != spans.call {
                 d = d.with_label(spans.call, "used here");

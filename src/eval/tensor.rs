@@ -463,11 +463,20 @@ impl Interpreter {
         items: &[IndexItem],
         span: Span,
     ) -> EvalResult<Value> {
-        let items = self.tensor_index_items(items)?;
+        let values = self.tensor_index_items(items)?;
         self.at(span);
-        t.index(&items)
+        t.index(&values)
             .map(Value::Tensor)
-            .map_err(|e| self.tensor_err(e, span))
+            .map_err(|e| self.index_err(e, items, span))
+    }
+
+    /// An indexing error, at the index item at fault when it is one item's.
+    fn index_err(&self, err: TensorError, items: &[IndexItem], span: Span) -> Box<RuntimeError> {
+        let at = match &err {
+            TensorError::IndexOutOfRange { dim, .. } => items.get(*dim).map_or(span, |i| i.span),
+            _ => span,
+        };
+        self.tensor_err(err, at)
     }
 
     // ---- assignment -------------------------------------------------------------------
@@ -481,13 +490,13 @@ impl Interpreter {
         value: &Expr,
         target_span: Span,
     ) -> EvalResult<()> {
-        let items = self.tensor_index_items(items)?;
+        let values = self.tensor_index_items(items)?;
         let rhs = self.eval(value)?;
         let whole = target_span.merge(value.span);
         self.at(whole);
         let view = t
-            .index(&items)
-            .map_err(|e| self.tensor_err(e, target_span))?;
+            .index(&values)
+            .map_err(|e| self.index_err(e, items, target_span))?;
         if let Some(op) = op {
             let spans = BinSpans {
                 whole,

@@ -353,10 +353,28 @@ pub fn from_tensor_error(
             }
             d.with_help("pass `retain_graph=true` to the first backward to keep the graph")
         }
-        TensorError::TooLarge { .. } => diag(TensorCode::TooLarge, "too large"),
+        TensorError::TooLarge { op, shape, bytes, .. } => {
+            // The engine's message names the memory available; that differs between
+            // machines, so the report keeps to the request.
+            TensorDiagnostic::new(
+                TensorCode::TooLarge,
+                format!("{op}: a tensor of shape {} would need {bytes} bytes, more than the memory available", shape_str(shape)),
+                span,
+                "too large to allocate",
+            )
+            .with_help("use smaller sizes; a tensor of float32 takes 4 bytes per element")
+        }
         TensorError::Spatial(shape_error) => {
             let (code, label) = spatial_code(shape_error);
             diag(code, label)
+        }
+        TensorError::Value { op: "item", .. } => {
+            return Box::new(RuntimeError::value_with_help(
+                message,
+                span,
+                "not a single element",
+                "pick one element first (`x[0, 0].item()`), reduce (`x.sum().item()`), or use `tolist()`",
+            ));
         }
         TensorError::Value { .. } => {
             return Box::new(RuntimeError::value(message, span, "invalid value"));
