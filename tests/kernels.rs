@@ -625,8 +625,9 @@ fn conv_transpose2d_matches_reference_on_every_axis() {
     }
 }
 
-/// Shapes big enough for several im2col tiles per image, under each threading plan: one
-/// thread, batch-parallel, and GEMM-parallel (batch 1, and batch 3 on 2 threads).
+/// Shapes big enough for several im2col tiles per image, under each threading plan: serial
+/// (one thread, or a batch of 1) and batch-parallel (balanced, and 3 elements on 2 threads),
+/// where the weight gradient is summed from per-task partials.
 #[test]
 fn conv_large_shapes_under_every_threading_plan() {
     let big = |batch| ConvConfig {

@@ -15,7 +15,7 @@
 //! PyTorch's weight layouts make this work without copies: conv2d's `[C_out, C_in/groups,
 //! kH, kW]` and conv_transpose2d's `[C_in, C_out/groups, kH, kW]` are both
 //! `[C_col, C_img/groups, kH, kW]`, i.e. per group a row-major `C_col/groups x K` matrix with
-//! `K = C_img/groups * kH * kW`. The engine doing the work is [`super::im2col`]; this module
+//! `K = C_img/groups * kH * kW`. The engine doing the work is the private `ops::im2col`; this module
 //! is the validated, PyTorch-named surface over it.
 //!
 //! [`conv2d_backward`] and [`conv_transpose2d_backward`] compute any subset of the gradients

@@ -23,9 +23,6 @@ use super::gemm::{MatMut, MatRef, Parallelism, matmul};
 /// (4.5 MiB) slow the weight gradient by about a third.
 const TILE_BYTES: usize = 512 * 1024;
 
-/// Below this many flops per batch element, threading one GEMM costs more than it saves.
-const GEMM_THREADING_FLOPS: usize = 4 << 20;
-
 /// A convolution seen from the image side and the column side (see the module docs).
 #[derive(Clone, Copy, Debug)]
 pub(super) struct ConvGeom {
@@ -108,31 +105,24 @@ impl ConvGeom {
         }
     }
 
-    /// Whether to run batch elements in parallel (each GEMM single-threaded) or one at a time
-    /// with the GEMM threaded. Never both: the gemm crate would split work that rayon already
-    /// split, and only add synchronisation.
+    /// Whether to run batch elements in parallel, each GEMM single-threaded, or one after
+    /// another on this thread. The gemm crate's own threading (`Parallelism::Rayon`) is never
+    /// used: rayon already splits the batch, and nesting would only add synchronisation.
     ///
-    /// Batch parallelism wins when there are enough batch elements to keep every thread busy:
-    /// it threads im2col/col2im as well (a third of the time for small channel counts), each
-    /// thread reuses its own scratch tile, and there is one fork-join per call instead of one
-    /// per GEMM tile. With fewer elements than threads, or a count that leaves one thread with
-    /// a whole extra element (3 images on 2 threads: 1.5x the ideal time), threading inside
-    /// the GEMM balances better, provided each product is big enough to pay for it.
+    /// Measured on this project's 2-core machine, threading inside the GEMM loses even where
+    /// the batch cannot be split: a `[1, 32, 128, 128] * [64, 32, 3, 3]` convolution takes
+    /// 7.7 ms with `Rayon(2)` against 5.8 ms single-threaded (its fused backward 14.7 vs
+    /// 12.7 ms; at 256 channels, 11.4 vs 11.1 ms): the tile-sized products are too small to
+    /// split profitably. Over the batch, the benchmark convolution (`[16, 32, 64, 64]`) runs
+    /// in 16 ms against 23 ms on one thread, as close to the 1.5x two independent GEMM
+    /// streams reach on that machine as it gets; GEMM threading took 27 to 32 ms. The
+    /// batch split also threads im2col/col2im, and each task reuses its scratch tile.
+    /// An unbalanced batch (3 on 2 threads) still beats one thread.
     fn plan(&self) -> Plan {
-        let threads = rayon::current_num_threads();
-        if threads <= 1 || self.batch == 0 {
-            return Plan::Serial(Parallelism::None);
-        }
-        let balanced = self.batch.is_multiple_of(threads) || self.batch >= 4 * threads;
-        let flops = 2 * self.col[0] * self.k() * self.col_plane();
-        if self.batch >= threads && balanced {
-            Plan::Batch
-        } else if flops >= GEMM_THREADING_FLOPS {
-            Plan::Serial(Parallelism::Rayon(threads))
-        } else if self.batch > 1 {
+        if rayon::current_num_threads() > 1 && self.batch > 1 {
             Plan::Batch
         } else {
-            Plan::Serial(Parallelism::None)
+            Plan::Serial
         }
     }
 
@@ -193,16 +183,7 @@ impl ConvGeom {
                         let iw0 = lo * sw + offset - self.padding[1];
                         dst[..lo].fill(0.0);
                         dst[hi..].fill(0.0);
-                        if sw == 1 {
-                            dst[lo..hi].copy_from_slice(&src[iw0..iw0 + (hi - lo)]);
-                        } else {
-                            // `chunks(sw)` rather than `step_by(sw)`: step_by's `nth` keeps
-                            // the loop scalar, chunks gives a plain strided loop (5x faster
-                            // for stride 2).
-                            for (d, s) in dst[lo..hi].iter_mut().zip(src[iw0..].chunks(sw)) {
-                                *d = s[0];
-                            }
-                        }
+                        gather(&mut dst[lo..hi], &src[iw0..], sw);
                     }
                 }
             }
@@ -242,15 +223,7 @@ impl ConvGeom {
                         let src = &src_row[t * col_w..][lo..hi];
                         let ih = oh * sh + i * self.dilation[0] - self.padding[0];
                         let dst = &mut plane[ih * img_w..][..img_w];
-                        if sw == 1 {
-                            for (d, s) in dst[iw0..iw0 + (hi - lo)].iter_mut().zip(src) {
-                                *d += *s;
-                            }
-                        } else {
-                            for (d, s) in dst[iw0..].chunks_mut(sw).zip(src) {
-                                d[0] += *s;
-                            }
-                        }
+                        scatter_add(&mut dst[iw0..], src, sw);
                     }
                 }
             }
@@ -273,7 +246,6 @@ impl ConvGeom {
         image: &[f32],
         mut forward: Option<Forward<'_>>,
         mut weight_grad: Option<(&[f32], &mut [f32])>,
-        par: Parallelism,
         scratch: &mut [f32],
     ) {
         let (k, m, col_plane) = (self.k(), self.col_channels_per_group(), self.col_plane());
@@ -298,12 +270,12 @@ impl ConvGeom {
                 {
                     let weight_g = MatRef::row_major(&weight[g * m * k..], m, k);
                     let dst = MatMut::with_row_stride(&mut out[offset..], m, width, col_plane);
-                    matmul(dst, weight_g, cols, *accumulate, par);
+                    matmul(dst, weight_g, cols, *accumulate, Parallelism::None);
                 }
                 if let Some((columns, grad_weight)) = weight_grad.as_mut() {
                     let lhs = MatRef::new(&columns[offset..], m, width, col_plane, 1);
                     let dst = MatMut::row_major(&mut grad_weight[g * m * k..], m, k);
-                    matmul(dst, lhs, cols.t(), true, par);
+                    matmul(dst, lhs, cols.t(), true, Parallelism::None);
                 }
             }
         }
@@ -315,7 +287,6 @@ impl ConvGeom {
         columns: &[f32],
         weight: &[f32],
         image: &mut [f32],
-        par: Parallelism,
         scratch: &mut [f32],
     ) {
         let (k, m, col_plane) = (self.k(), self.col_channels_per_group(), self.col_plane());
@@ -331,7 +302,7 @@ impl ConvGeom {
                     weight_t,
                     rhs,
                     true,
-                    par,
+                    Parallelism::None,
                 );
                 continue;
             }
@@ -340,23 +311,79 @@ impl ConvGeom {
                 let offset = rows.start * self.col[2];
                 let cols = &mut scratch[..k * width];
                 let rhs = MatRef::new(&cols_g[offset..], m, width, col_plane, 1);
-                matmul(MatMut::row_major(cols, k, width), weight_t, rhs, false, par);
+                matmul(
+                    MatMut::row_major(cols, k, width),
+                    weight_t,
+                    rhs,
+                    false,
+                    Parallelism::None,
+                );
                 self.col2im(cols, rows, image_g);
             }
         }
     }
 }
 
+/// `dst[t] = src[t * stride]`: one im2col row segment. Stride 1 is a copy; stride 2 (strided
+/// convs, and the usual kernel-4 stride-2 upsampling of conv_transpose2d) iterates
+/// `chunks_exact(2)`, which LLVM turns into a vector deinterleave (a third faster than
+/// indexing `src[2 * t]` on the convT workload); other strides use `chunks`, a plain scalar
+/// loop (`step_by` was 5x slower still: its `nth` defeats the optimiser).
+#[inline]
+fn gather(dst: &mut [f32], src: &[f32], stride: usize) {
+    match stride {
+        1 => dst.copy_from_slice(&src[..dst.len()]),
+        2 => gather_const::<2>(dst, src),
+        _ => dst
+            .iter_mut()
+            .zip(src.chunks(stride))
+            .for_each(|(d, s)| *d = s[0]),
+    }
+}
+
+#[inline(always)]
+fn gather_const<const STRIDE: usize>(dst: &mut [f32], src: &[f32]) {
+    let Some((last, body)) = dst.split_last_mut() else {
+        return;
+    };
+    // Whole chunks for all but the last element (the source may end right after it).
+    for (d, s) in body.iter_mut().zip(src.chunks_exact(STRIDE)) {
+        *d = s[0];
+    }
+    *last = src[body.len() * STRIDE];
+}
+
+/// `dst[t * stride] += src[t]`: the adjoint of [`gather`], for col2im.
+#[inline]
+fn scatter_add(dst: &mut [f32], src: &[f32], stride: usize) {
+    match stride {
+        1 => dst.iter_mut().zip(src).for_each(|(d, s)| *d += s),
+        2 => scatter_add_const::<2>(dst, src),
+        _ => dst.chunks_mut(stride).zip(src).for_each(|(d, s)| d[0] += s),
+    }
+}
+
+#[inline(always)]
+fn scatter_add_const<const STRIDE: usize>(dst: &mut [f32], src: &[f32]) {
+    let Some((last, body)) = src.split_last() else {
+        return;
+    };
+    for (d, s) in dst.chunks_exact_mut(STRIDE).zip(body) {
+        d[0] += s;
+    }
+    dst[body.len() * STRIDE] += last;
+}
+
 /// How a batched convolution uses the threads (see [`ConvGeom::plan`]).
 #[derive(Clone, Copy, Debug)]
 enum Plan {
-    /// Batch elements in parallel, each GEMM single-threaded.
+    /// Batch elements in parallel.
     Batch,
-    /// Batch elements one after another, with this GEMM parallelism.
-    Serial(Parallelism),
+    /// Batch elements one after another on the calling thread.
+    Serial,
 }
 
-/// Runs `body(n, out_n, grad_weight, parallelism, scratch)` for every batch element `n`,
+/// Runs `body(n, out_n, grad_weight, scratch)` for every batch element `n`,
 /// threaded as [`ConvGeom::plan`] says. `out` is split into equal per-element slices;
 /// `grad_weight` is accumulated, through one partial sum per rayon task when the batch runs
 /// in parallel (the weight is small next to the images, and tasks never contend for it).
@@ -366,7 +393,7 @@ fn for_each_element<F>(
     grad_weight: Option<&mut [f32]>,
     body: F,
 ) where
-    F: Fn(usize, Option<&mut [f32]>, Option<&mut [f32]>, Parallelism, &mut [f32]) + Sync,
+    F: Fn(usize, Option<&mut [f32]>, Option<&mut [f32]>, &mut [f32]) + Sync,
 {
     if geo.batch == 0 {
         return;
@@ -390,13 +417,7 @@ fn for_each_element<F>(
                         )
                     },
                     |(mut acc, mut scratch), (n, out_n)| {
-                        body(
-                            n,
-                            out_n,
-                            acc.as_deref_mut(),
-                            Parallelism::None,
-                            &mut scratch,
-                        );
+                        body(n, out_n, acc.as_deref_mut(), &mut scratch);
                         (acc, scratch)
                     },
                 )
@@ -412,11 +433,11 @@ fn for_each_element<F>(
                     .for_each(|(g, p)| *g += p);
             }
         }
-        Plan::Serial(par) => {
+        Plan::Serial => {
             let mut scratch = vec![0.0; geo.scratch_len()];
             let mut grad_weight = grad_weight;
             for (n, out_n) in out_chunks.into_iter().enumerate() {
-                body(n, out_n, grad_weight.as_deref_mut(), par, &mut scratch);
+                body(n, out_n, grad_weight.as_deref_mut(), &mut scratch);
             }
         }
     }
@@ -469,23 +490,18 @@ pub(super) fn im2col_products(
         Some((c, g)) => (Some(c), Some(g)),
         None => (None, None),
     };
-    for_each_element(
-        geo,
-        out,
-        grad_weight,
-        |n, out, grad_weight, par, scratch| {
-            let image_n = &image[n * img_len..][..img_len];
-            let forward = weight.zip(out).map(|(weight, out)| Forward {
-                weight,
-                out,
-                accumulate,
-            });
-            let weight_grad = columns
-                .map(|c| &c[n * col_len..][..col_len])
-                .zip(grad_weight);
-            geo.im2col_products_one(image_n, forward, weight_grad, par, scratch);
-        },
-    );
+    for_each_element(geo, out, grad_weight, |n, out, grad_weight, scratch| {
+        let image_n = &image[n * img_len..][..img_len];
+        let forward = weight.zip(out).map(|(weight, out)| Forward {
+            weight,
+            out,
+            accumulate,
+        });
+        let weight_grad = columns
+            .map(|c| &c[n * col_len..][..col_len])
+            .zip(grad_weight);
+        geo.im2col_products_one(image_n, forward, weight_grad, scratch);
+    });
 }
 
 /// `image += col2im(W^T * columns)` (when `image` is given) and
@@ -512,15 +528,15 @@ pub(super) fn col2im_products(
         geo,
         image,
         grad_weight,
-        |n, image_out, grad_weight, par, scratch| {
+        |n, image_out, grad_weight, scratch| {
             let columns_n = &columns[n * col_len..][..col_len];
             if let Some(image_out) = image_out {
-                geo.col2im_product_one(columns_n, weight, image_out, par, scratch);
+                geo.col2im_product_one(columns_n, weight, image_out, scratch);
             }
             if let (Some(image_in), Some(grad_weight)) = (image_in, grad_weight) {
                 let image_n = &image_in[n * img_len..][..img_len];
                 let weight_grad = Some((columns_n, grad_weight));
-                geo.im2col_products_one(image_n, None, weight_grad, par, scratch);
+                geo.im2col_products_one(image_n, None, weight_grad, scratch);
             }
         },
     );
