@@ -265,6 +265,7 @@ pub static BUILTINS: &[BuiltinDef] = &[
     nn::L1_LOSS,
     nn::CROSS_ENTROPY,
     nn::BCE_WITH_LOGITS,
+    nn::CONV_MATRIX,
     // Layers (LANGUAGE.md §7).
     layer_defs::CONV2D,
     layer_defs::CONV_TRANSPOSE2D,

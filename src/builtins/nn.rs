@@ -513,3 +513,75 @@ pub(super) const BCE_WITH_LOGITS: BuiltinDef = loss!(
     "binary_cross_entropy_with_logits(input, target): mean binary cross-entropy of sigmoid(input)",
     binary_cross_entropy_with_logits
 );
+
+pub(super) const CONV_MATRIX: BuiltinDef = BuiltinDef {
+    name: "conv_matrix",
+    params: &[
+        P::required("weight", Ty::Tensor),
+        P::required("size", Ty::Any),
+        P::optional("stride", Ty::Any, D::Int(1)),
+        P::optional("padding", Ty::Any, D::Int(0)),
+        P::optional("dilation", Ty::Any, D::Int(1)),
+        P::optional("groups", Ty::Int, D::Int(1)),
+    ],
+    rest: None,
+    doc: "conv_matrix(weight, [H, W], stride=1, padding=0, dilation=1, groups=1): the matrix C with conv2d(x, w).flatten() == C @ x.flatten()",
+    run: conv_matrix,
+};
+
+/// The convolution's matrix, column by column: the convolution of each one-hot input
+/// (one batch of `C_in*H*W` basis images) is one column, so `C` is exactly what `conv2d`
+/// computes, and differentiable in the weight.
+fn conv_matrix(interp: &mut Interpreter, args: Args) -> EvalResult<Value> {
+    let w = args.tensor(0)?;
+    let [h, wd] = args.pair(1)?;
+    let groups = args.int(5)?;
+    let in_channels = w.shape().get(1).copied().unwrap_or(0) as i64 * groups.max(1);
+    let (Ok(h), Ok(wd), Ok(c)) = (
+        usize::try_from(h),
+        usize::try_from(wd),
+        usize::try_from(in_channels),
+    ) else {
+        return Err(Box::new(RuntimeError::value(
+            "conv_matrix: sizes cannot be negative",
+            args.span(1),
+            "negative size",
+        )));
+    };
+    let n = c * h * wd;
+    interp.at(args.call);
+    let basis = Tensor::eye(n, n)
+        .and_then(|e| e.reshape(&[n as i64, c as i64, h as i64, wd as i64]))
+        .map_err(|e| interp.tensor_err(e, args.call))?;
+    let arg = |name: &str| {
+        written(
+            &args,
+            if name == "kernel_size" {
+                "weight"
+            } else {
+                name
+            },
+        )
+    };
+    let spans = SpatialSpans {
+        call: args.call,
+        input: args.span(1),
+        layer: None,
+        arg: &arg,
+    };
+    let padding = spatial::padding_arg(args.value(3), args.span(3), args.describe(3))?;
+    let columns = spatial::conv2d(
+        interp,
+        &basis,
+        &w,
+        None,
+        args.pair(2)?,
+        padding,
+        args.pair(4)?,
+        groups,
+        &spans,
+    )?;
+    run_op(interp, args.call, || {
+        columns.reshape(&[n as i64, -1])?.t()?.contiguous()
+    })
+}
