@@ -200,7 +200,7 @@ impl Layer {
                     dims(&[*out_channels, inputs / g, kernel[0], kernel[1]])
                 };
                 // PyTorch's fan_in is dim 1 times the kernel area, for both layouts.
-                let fan_in = (shape[1] * shape[2] * shape[3]).max(1) as f64;
+                let fan_in = (shape[1] as f64 * shape[2] as f64 * shape[3] as f64).max(1.0);
                 let bound = 1.0 / fan_in.sqrt();
                 state.weight = Some(uniform_parameter(&shape, bound)?);
                 let out = if *transposed {

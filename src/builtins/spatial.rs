@@ -75,6 +75,10 @@ pub enum Window {
     },
 }
 
+/// The largest kernel size, stride, padding, dilation or group count accepted: far beyond
+/// any real layer, and small enough that the size formulas cannot overflow.
+const LARGEST_ARGUMENT: i64 = 1 << 30;
+
 /// `padding="same"` / `"valid"` or numbers, for convolutions.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Padding {
@@ -129,6 +133,55 @@ impl Window {
             Window::Transposed { .. } => SpatialOp::ConvTranspose2d,
             Window::Pool { op, .. } => *op,
         }
+    }
+
+    /// Every numeric argument with its name, for the range check.
+    fn arguments(&self) -> Vec<(&'static str, i64)> {
+        let mut out = Vec::new();
+        let mut pair = |name: &'static str, p: [i64; 2]| out.extend(p.map(|v| (name, v)));
+        match *self {
+            Window::Conv {
+                kernel,
+                stride,
+                padding,
+                dilation,
+                groups,
+            } => {
+                pair("kernel_size", kernel);
+                pair("stride", stride);
+                pair("padding", padding);
+                pair("dilation", dilation);
+                pair("groups", [groups, groups]);
+            }
+            Window::Transposed {
+                kernel,
+                stride,
+                padding,
+                output_padding,
+                dilation,
+                groups,
+            } => {
+                pair("kernel_size", kernel);
+                pair("stride", stride);
+                pair("padding", padding);
+                pair("output_padding", output_padding);
+                pair("dilation", dilation);
+                pair("groups", [groups, groups]);
+            }
+            Window::Pool {
+                kernel,
+                stride,
+                padding,
+                dilation,
+                ..
+            } => {
+                pair("kernel_size", kernel);
+                pair("stride", stride);
+                pair("padding", padding);
+                pair("dilation", dilation);
+            }
+        }
+        out
     }
 
     /// Checks what must hold before the sizes are converted for the kernels (strides,
@@ -548,6 +601,19 @@ pub fn check_window(
     window: &Window,
     spans: &SpatialSpans<'_>,
 ) -> EvalResult<()> {
+    // The size formulas multiply these; bounding them keeps every product in range.
+    for (name, value) in window.arguments() {
+        if value > LARGEST_ARGUMENT {
+            let at = (spans.arg)(name).unwrap_or(spans.call);
+            return Err(TensorDiagnostic::new(
+                TensorCode::InvalidConfig,
+                format!("{name} {value} is too large (at most {LARGEST_ARGUMENT})"),
+                at,
+                "too large",
+            )
+            .boxed());
+        }
+    }
     window
         .validate()
         .map_err(|e| spatial_diagnostic(interp, TensorError::Spatial(e), window, &[], spans))

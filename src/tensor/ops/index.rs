@@ -44,8 +44,9 @@ fn resolve_slice(start: Option<i64>, end: Option<i64>, step: i64, size: usize) -
     };
     let start = start.map_or(0, clamp);
     let end = end.map_or(size, clamp);
+    // `end - start + step - 1` overflows i64 for a huge step; the count is at most 1 then.
     let count = if end > start {
-        (end - start + step - 1) / step
+        (end - start - 1) / step + 1
     } else {
         0
     };

@@ -16,6 +16,7 @@ use crate::tensor::ops::conv::{
 };
 use crate::tensor::ops::pool::{self, AvgPool2dGeometry, AvgPool2dParams, MaxPool2dGeometry};
 use crate::tensor::ops::resample::{self, Interpolate2dGeometry, PixelShuffleGeometry};
+use crate::tensor::shape::{ShapeError, SpatialOp};
 use crate::tensor::storage;
 
 pub use crate::tensor::ops::pool::MaxPool2dParams;
@@ -395,6 +396,13 @@ impl Tensor {
     /// `pixel_shuffle(x, r)`: `[N, C*r*r, H, W]` → `[N, C, H*r, W*r]`.
     pub fn pixel_shuffle(&self, upscale_factor: usize) -> Result<Tensor> {
         let input = shape4(self, "pixel_shuffle", "a 4-D [N, C*r*r, H, W] input")?;
+        if upscale_factor.checked_mul(upscale_factor).is_none() {
+            return Err(TensorError::Spatial(ShapeError::UpscaleMismatch {
+                op: SpatialOp::PixelShuffle,
+                channels: input[1] as i64,
+                factor_squared: i64::MAX,
+            }));
+        }
         let geometry = PixelShuffleGeometry::new(input, upscale_factor)?;
         let out = self.with_slice(|xs| resample::pixel_shuffle(&geometry, xs));
         let out = tensor_from(out, geometry.output_shape())?;
