@@ -110,6 +110,8 @@ assert (x == none) == false and x != none
 assert [x] == [x]
 assert tensor(1.0) and not tensor(0.0)
 if tensor([5]) > 3 { print("one element is a condition") }
+assert_close(sum([x, x, 1]), x * 2 + 1)
+assert len(x) == 2 and abs(tensor([-3])).item() == 3
 "#);
 }
 

@@ -62,7 +62,7 @@ pub(super) const LEN: BuiltinDef = BuiltinDef {
     name: "len",
     params: &[P::required("x", Ty::Any)],
     rest: None,
-    doc: "len(x): the number of items of a list, range or string",
+    doc: "len(x): the number of items of a list, range or string (a tensor's first dim)",
     run: len,
 };
 
@@ -71,10 +71,12 @@ fn len(_: &mut Interpreter, args: Args) -> EvalResult<Value> {
         Value::List(items) => items.len(),
         Value::Str(s) => s.chars().count(),
         Value::Range { start, end } => ops::range_len(*start, *end),
+        // Python's len of a tensor: the size of its first dimension.
+        Value::Tensor(t) if t.ndim() > 0 => t.shape()[0],
         other => {
             return Err(Box::new(RuntimeError::wrong_type(
                 "argument `x` of `len`",
-                "list, str or range",
+                "list, str, range or tensor",
                 other.type_name(),
                 args.span(0),
             )));
@@ -365,10 +367,16 @@ fn round(_: &mut Interpreter, args: Args) -> EvalResult<Value> {
 
 pub(super) const ABS: BuiltinDef = BuiltinDef {
     name: "abs",
-    params: &[P::required("x", Ty::Number)],
+    params: &[P::required("x", Ty::Any)],
     rest: None,
-    doc: "abs(x): the absolute value",
-    run: |_, args| match args.value(0) {
+    doc: "abs(x): the absolute value (of each element, for a tensor)",
+    run: |interp, args| match args.value(0) {
+        Value::Tensor(t) => {
+            interp.at(args.call);
+            t.abs()
+                .map(Value::Tensor)
+                .map_err(|e| interp.tensor_err(e, args.call))
+        }
         Value::Int(n) => n.checked_abs().map(Value::Int).ok_or_else(|| {
             Box::new(RuntimeError::value(
                 format!("abs({n}) does not fit in 64 bits"),
@@ -377,7 +385,12 @@ pub(super) const ABS: BuiltinDef = BuiltinDef {
             ))
         }),
         Value::Float(x) => Ok(Value::Float(x.abs())),
-        other => Ok(other.clone()),
+        other => Err(Box::new(RuntimeError::wrong_type(
+            "argument `x` of `abs`",
+            "int, float or tensor",
+            other.type_name(),
+            args.span(0),
+        ))),
     },
 };
 

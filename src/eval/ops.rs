@@ -189,6 +189,9 @@ fn float_arith(op: BinOp, a: f64, b: f64, spans: BinSpans) -> EvalResult<Value> 
 /// `lhs op rhs` for the arithmetic operators (`+ - * / // % ** @`) and comparisons; `and`,
 /// `or` and `..` are handled by the caller.
 pub fn binary(op: BinOp, lhs: &Value, rhs: &Value, spans: BinSpans) -> EvalResult<Value> {
+    if matches!(lhs, Value::Tensor(_)) || matches!(rhs, Value::Tensor(_)) {
+        return super::tensor::binary_values(op, lhs, rhs, spans);
+    }
     match op {
         BinOp::Eq => return Ok(Value::Bool(lhs.equals(rhs))),
         BinOp::Ne => return Ok(Value::Bool(!lhs.equals(rhs))),

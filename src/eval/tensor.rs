@@ -162,6 +162,31 @@ fn tensor_binary(op: BinOp, lhs: &Value, rhs: &Value) -> Result<Value, OpFailure
     Ok(Value::Tensor(out))
 }
 
+/// `lhs op rhs` when either operand is a tensor, for callers without an interpreter
+/// (`ops::binary`, the `sum` builtin). A forward op never needs a site to report its error.
+pub fn binary_values(op: BinOp, lhs: &Value, rhs: &Value, spans: BinSpans) -> EvalResult<Value> {
+    tensor_binary(op, lhs, rhs).map_err(|failure| match failure {
+        OpFailure::Tensor(e) => from_tensor_error(e, spans.whole, &|_| None),
+        OpFailure::Type => {
+            let help = match op {
+                BinOp::FloorDiv | BinOp::Mod => {
+                    "tensors support + - * / ** @ and comparisons, not // or %"
+                }
+                _ => "a tensor combines with a tensor or a number",
+            };
+            Box::new(
+                RuntimeError::wrong_type(
+                    format!("operands of `{}`", op.symbol()),
+                    "tensors or numbers",
+                    format!("{} and {}", lhs.type_name(), rhs.type_name()),
+                    spans.whole,
+                )
+                .with_help(help),
+            )
+        }
+    })
+}
+
 impl Interpreter {
     // ---- sites and errors -------------------------------------------------------------
 
@@ -209,7 +234,7 @@ impl Interpreter {
 
     // ---- operators ----------------------------------------------------------------------
 
-    /// `lhs op rhs` when either operand is a tensor.
+    /// `lhs op rhs` when either operand is a tensor, at the expression's site.
     pub(super) fn tensor_binary(
         &mut self,
         op: BinOp,
@@ -218,26 +243,7 @@ impl Interpreter {
         spans: BinSpans,
     ) -> EvalResult<Value> {
         self.at(spans.whole);
-        tensor_binary(op, lhs, rhs).map_err(|failure| match failure {
-            OpFailure::Tensor(e) => self.tensor_err(e, spans.whole),
-            OpFailure::Type => {
-                let help = match op {
-                    BinOp::FloorDiv | BinOp::Mod => {
-                        "tensors support + - * / ** @ and comparisons; use `(x / y).floor()`-free math, or item() for numbers"
-                    }
-                    _ => "a tensor combines with a tensor or a number",
-                };
-                Box::new(
-                    RuntimeError::wrong_type(
-                        format!("operands of `{}`", op.symbol()),
-                        "tensors or numbers",
-                        format!("{} and {}", lhs.type_name(), rhs.type_name()),
-                        spans.whole,
-                    )
-                    .with_help(help),
-                )
-            }
-        })
+        binary_values(op, lhs, rhs, spans)
     }
 
     /// `-t`.
