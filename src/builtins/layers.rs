@@ -14,6 +14,7 @@ use std::rc::Rc;
 use super::Args;
 use super::spatial::{self, Padding, SpatialSpans, Window};
 use crate::eval::tensor_error::{TensorCode, TensorDiagnostic};
+use crate::eval::value::format_float;
 use crate::eval::{EvalResult, Interpreter, RuntimeError, Value};
 use crate::source::Span;
 use crate::syntax::ast::Ident;
@@ -650,6 +651,7 @@ impl fmt::Display for Layer {
                 "Linear(in_features={inputs}, out_features={out_features}, bias={bias})"
             ),
             Kind::BatchNorm { eps, momentum } => {
+                let (eps, momentum) = (format_float(*eps), format_float(*momentum));
                 write!(f, "BatchNorm2d({inputs}, eps={eps}, momentum={momentum})")
             }
             Kind::Pool(Window::Pool {
@@ -665,10 +667,12 @@ impl fmt::Display for Layer {
                 fmt_pair(*stride),
                 fmt_pair(*padding)
             ),
-            Kind::LeakyRelu(slope) => write!(f, "LeakyReLU(negative_slope={slope})"),
+            Kind::LeakyRelu(slope) => {
+                write!(f, "LeakyReLU(negative_slope={})", format_float(*slope))
+            }
             Kind::Softmax(dim) => write!(f, "Softmax(dim={dim})"),
             Kind::Flatten(s, e) => write!(f, "Flatten(start_dim={s}, end_dim={e})"),
-            Kind::Dropout(p) => write!(f, "Dropout(p={p})"),
+            Kind::Dropout(p) => write!(f, "Dropout(p={})", format_float(*p)),
             Kind::PixelShuffle(r) => write!(f, "PixelShuffle(upscale_factor={r})"),
             Kind::Upsample(size, mode) => {
                 let mode = if *mode == InterpolateMode::Nearest {
@@ -681,6 +685,7 @@ impl fmt::Display for Layer {
                         write!(f, "Upsample(size=[{h}, {w}], mode=\"{mode}\")")
                     }
                     InterpolateSize::Scale([h, w]) => {
+                        let (h, w) = (format_float(*h), format_float(*w));
                         write!(f, "Upsample(scale_factor=[{h}, {w}], mode=\"{mode}\")")
                     }
                 }

@@ -292,7 +292,7 @@ impl fmt::Display for Value {
             Value::Builtin(def) => write!(f, "<builtin {}>", def.name),
             Value::Tensor(t) => write!(f, "{t}"),
             Value::Layer(layer) => write!(f, "{layer}"),
-            Value::Optimizer(opt) => write!(f, "{}", opt.borrow().describe()),
+            Value::Optimizer(opt) => f.write_str(&opt.borrow().describe(format_float)),
             Value::Infer => f.write_str("_"),
         }
     }

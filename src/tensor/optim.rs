@@ -120,21 +120,25 @@ impl Optimizer {
         })
     }
 
-    /// How `print` shows it: `SGD(lr=0.1, momentum=0.9, weight_decay=0, nesterov=false)`.
-    pub fn describe(&self) -> String {
+    /// How `print` shows it, `SGD(lr=0.1, momentum=0.9, weight_decay=0.0, nesterov=false)`,
+    /// with numbers written by `number` (the language's float format).
+    pub fn describe(&self, number: impl Fn(f64) -> String) -> String {
         match &self.rule {
             Rule::Sgd { config: c, .. } => format!(
                 "SGD(lr={}, momentum={}, weight_decay={}, nesterov={})",
-                c.lr, c.momentum, c.weight_decay, c.nesterov
+                number(c.lr),
+                number(c.momentum),
+                number(c.weight_decay),
+                c.nesterov
             ),
             Rule::Adam { config: c, .. } => format!(
                 "{}(lr={}, betas=[{}, {}], eps={}, weight_decay={})",
                 if c.decoupled { "AdamW" } else { "Adam" },
-                c.lr,
-                c.betas[0],
-                c.betas[1],
-                c.eps,
-                c.weight_decay
+                number(c.lr),
+                number(c.betas[0]),
+                number(c.betas[1]),
+                number(c.eps),
+                number(c.weight_decay)
             ),
         }
     }
