@@ -459,6 +459,8 @@ pub fn forward(
             groups,
             ..
         } => {
+            // The weight exists: it was drawn at construction or just above. Transposed
+            // layers are only built with explicit padding.
             let Some(w) = weight else {
                 return Ok(x.clone());
             };
@@ -493,6 +495,7 @@ pub fn forward(
             }
         }
         Kind::Linear { .. } => {
+            // Drawn at construction or just above, as for convolutions.
             let Some(w) = weight else {
                 return Ok(x.clone());
             };

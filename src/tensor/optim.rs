@@ -252,3 +252,97 @@ fn adam_update(config: &AdamConfig, state: &mut Option<AdamState>, p: &mut [f32]
         *p -= step_size * *m / denom;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn param(values: &[f32]) -> Tensor {
+        let t = Tensor::from_vec(values.to_vec(), &[values.len()]).unwrap();
+        t.requires_grad_(true).unwrap();
+        t
+    }
+
+    fn set_grad(p: &Tensor, values: &[f32]) {
+        p.set_grad(Some(Tensor::from_vec(values.to_vec(), p.shape()).unwrap()));
+    }
+
+    #[test]
+    fn sgd_with_momentum_and_nesterov_follows_pytorch() {
+        let p = param(&[1.0]);
+        let config = SgdConfig {
+            lr: 0.1,
+            momentum: 0.5,
+            weight_decay: 0.0,
+            nesterov: true,
+        };
+        let mut opt = Optimizer::sgd(vec![p.clone()], config).unwrap();
+        // Step 1: buf = g = 2, d = g + 0.5*buf = 3, p = 1 - 0.3.
+        set_grad(&p, &[2.0]);
+        opt.step().unwrap();
+        assert!((p.item().unwrap() - 0.7).abs() < 1e-6);
+        // Step 2: buf = 0.5*2 + 1 = 2, d = 1 + 0.5*2 = 2, p = 0.7 - 0.2.
+        set_grad(&p, &[1.0]);
+        opt.step().unwrap();
+        assert!((p.item().unwrap() - 0.5).abs() < 1e-6);
+        opt.zero_grad();
+        assert!(p.grad().is_none());
+        // No gradient: the parameter is skipped.
+        opt.step().unwrap();
+        assert!((p.item().unwrap() - 0.5).abs() < 1e-6);
+    }
+
+    #[test]
+    fn adam_first_step_moves_by_the_learning_rate() {
+        // With bias correction, the first Adam step is lr * g / (|g| + eps') = lr * sign(g).
+        for decoupled in [false, true] {
+            let p = param(&[1.0, -1.0]);
+            let config = AdamConfig {
+                lr: 0.01,
+                betas: [0.9, 0.999],
+                eps: 1e-8,
+                weight_decay: 0.0,
+                decoupled,
+            };
+            let mut opt = Optimizer::adam(vec![p.clone()], config).unwrap();
+            set_grad(&p, &[3.0, -0.5]);
+            opt.step().unwrap();
+            let v = p.to_vec();
+            assert!(
+                (v[0] - 0.99).abs() < 1e-6 && (v[1] + 0.99).abs() < 1e-6,
+                "{v:?}"
+            );
+        }
+        // AdamW decays the weight apart from the gradient: p *= 1 - lr*wd first.
+        let p = param(&[2.0]);
+        let config = AdamConfig {
+            lr: 0.1,
+            betas: [0.9, 0.999],
+            eps: 1e-8,
+            weight_decay: 0.5,
+            decoupled: true,
+        };
+        let mut opt = Optimizer::adam(vec![p.clone()], config).unwrap();
+        set_grad(&p, &[1.0]);
+        opt.step().unwrap();
+        assert!((p.item().unwrap() - (2.0 * 0.95 - 0.1)).abs() < 1e-6);
+    }
+
+    #[test]
+    fn bad_hyperparameters_are_refused() {
+        let sgd = |momentum, nesterov| {
+            Optimizer::sgd(
+                vec![],
+                SgdConfig {
+                    lr: 0.1,
+                    momentum,
+                    weight_decay: 0.0,
+                    nesterov,
+                },
+            )
+        };
+        assert!(sgd(0.0, true).is_err());
+        assert!(sgd(-1.0, false).is_err());
+        assert!(sgd(0.9, true).is_ok());
+    }
+}
