@@ -7,7 +7,7 @@ use std::path::Path;
 use crate::eval::Interpreter;
 use crate::report::{Format, Problem, render_all};
 use crate::source::SourceFile;
-use crate::{RunError, check, files, run};
+use crate::{RunError, check, files, run, take_warnings};
 
 /// Exit code: success.
 pub const EXIT_OK: i32 = 0;
@@ -67,6 +67,7 @@ pub fn run_file(path: &Path, format: Format) -> i32 {
     let mut interpreter = Interpreter::new(Box::new(std::io::stdout()));
     let outcome = run(&source, &mut interpreter);
     let _ = std::io::stdout().flush();
+    emit(&take_warnings(&source, &mut interpreter), format);
     match outcome {
         Ok(_) => EXIT_OK,
         Err(RunError::Check(problems)) => {

@@ -50,12 +50,23 @@ pub enum RunError {
 }
 
 /// Check `source`, then run it in `interpreter` (whose state it extends, as a REPL entry
-/// does). Returns the value of a final expression statement, if any.
+/// does). Returns the value of a final expression statement, if any. Warnings raised while
+/// running wait in the interpreter: see [`take_warnings`].
 pub fn run(source: &SourceFile, interpreter: &mut Interpreter) -> Result<Option<Value>, RunError> {
     let checked = check(source).map_err(RunError::Check)?;
     interpreter
         .run(&checked.program)
         .map_err(|e| RunError::Runtime(Problem::new(*e, source)))
+}
+
+/// The warnings `interpreter` raised while running `source` (W0406, ...), as problems to
+/// report; taking them clears them.
+pub fn take_warnings(source: &SourceFile, interpreter: &mut Interpreter) -> Vec<Problem> {
+    interpreter
+        .take_warnings()
+        .into_iter()
+        .map(|w| Problem::new(w, source))
+        .collect()
 }
 
 /// Stack size for the thread that parses and runs scripts. Deeply nested but legal programs
@@ -94,10 +105,18 @@ pub struct Transcript {
 pub fn run_captured(source: &SourceFile) -> Transcript {
     let buffer = SharedBuffer::default();
     let mut interpreter = Interpreter::new(Box::new(buffer.clone()));
-    let (problems, exit_code) = match run(source, &mut interpreter) {
-        Ok(_) => (Vec::new(), cli::EXIT_OK),
-        Err(RunError::Check(problems)) => (problems, cli::EXIT_CHECK),
-        Err(RunError::Runtime(problem)) => (vec![problem], cli::EXIT_RUNTIME),
+    let outcome = run(source, &mut interpreter);
+    let mut problems = take_warnings(source, &mut interpreter);
+    let exit_code = match outcome {
+        Ok(_) => cli::EXIT_OK,
+        Err(RunError::Check(found)) => {
+            problems.extend(found);
+            cli::EXIT_CHECK
+        }
+        Err(RunError::Runtime(problem)) => {
+            problems.push(problem);
+            cli::EXIT_RUNTIME
+        }
     };
     drop(interpreter);
     let output = String::from_utf8_lossy(&buffer.0.borrow()).into_owned();

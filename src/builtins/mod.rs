@@ -3,11 +3,21 @@
 //! their implementations in the submodules). Calls bind arguments against the signature
 //! with the same routine as user `fn`s, so every builtin gets E0203–E0207 for free.
 //!
-//! Tensor builtins (`tensor`, `zeros`, `conv2d`, ...) go in a `tensor` submodule listed in
-//! the same table; the static checker's shape rule will become one more field of
+//! Tensor constructors live in [`tensor`], the functional forms of layers in [`nn`], layer
+//! constructors in [`layers`], optimizers in [`optim`]; methods of tensors, layers and
+//! optimizers are tables of the same [`BuiltinDef`]s ([`methods`]), called with the object
+//! as [`Args::receiver`]. The static checker's shape rule will become one more field of
 //! [`BuiltinDef`].
 
+pub mod args;
+mod layer_defs;
+pub mod layers;
+pub mod methods;
+mod nn;
+mod optim;
 mod scalar;
+mod spatial;
+mod tensor;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -49,6 +59,9 @@ pub struct BuiltinParam {
     pub default: DefaultValue,
     /// The values it accepts (a parameter defaulting to `none` also accepts `none`).
     pub ty: Ty,
+    /// Whether it can only be given by name: `zeros(2, 3, requires_grad=true)` collects the
+    /// positional arguments as the shape, so `requires_grad` must not take one of them.
+    pub keyword_only: bool,
 }
 
 impl BuiltinParam {
@@ -58,12 +71,29 @@ impl BuiltinParam {
             name,
             default: DefaultValue::Required,
             ty,
+            keyword_only: false,
         }
     }
 
     /// A parameter with a default.
     pub const fn optional(name: &'static str, ty: Ty, default: DefaultValue) -> BuiltinParam {
-        BuiltinParam { name, default, ty }
+        BuiltinParam {
+            name,
+            default,
+            ty,
+            keyword_only: false,
+        }
+    }
+
+    /// A parameter with a default that can only be given by name (it follows the
+    /// positional ones and any collected rest).
+    pub const fn keyword(name: &'static str, ty: Ty, default: DefaultValue) -> BuiltinParam {
+        BuiltinParam {
+            name,
+            default,
+            ty,
+            keyword_only: true,
+        }
     }
 }
 
@@ -111,8 +141,12 @@ pub enum Ty {
     Str,
     /// A list or a range: something `for` can walk without a tensor.
     Sequence,
-    /// A function, builtin or (later) layer.
+    /// A function, builtin or layer.
     Callable,
+    /// A tensor.
+    Tensor,
+    /// `true` or `false`.
+    Bool,
 }
 
 impl Ty {
@@ -124,7 +158,12 @@ impl Ty {
             Ty::Number => matches!(value, Value::Int(_) | Value::Float(_)),
             Ty::Str => matches!(value, Value::Str(_)),
             Ty::Sequence => matches!(value, Value::List(_) | Value::Range { .. }),
-            Ty::Callable => matches!(value, Value::Function(_) | Value::Builtin(_)),
+            Ty::Callable => matches!(
+                value,
+                Value::Function(_) | Value::Builtin(_) | Value::Layer(_)
+            ),
+            Ty::Tensor => matches!(value, Value::Tensor(_)),
+            Ty::Bool => matches!(value, Value::Bool(_)),
         }
     }
 
@@ -137,6 +176,8 @@ impl Ty {
             Ty::Str => "str",
             Ty::Sequence => "list or range",
             Ty::Callable => "function",
+            Ty::Tensor => "tensor",
+            Ty::Bool => "bool",
         }
     }
 }
@@ -152,6 +193,10 @@ pub struct Args {
     pub rest: Vec<(Value, Span)>,
     /// The whole call.
     pub call: Span,
+    /// The object a method was called on (`x` in `x.sum()`), or none for a function.
+    pub receiver: Value,
+    /// The builtin called, for messages about its arguments.
+    pub def: &'static BuiltinDef,
 }
 
 impl Args {
@@ -180,6 +225,69 @@ pub static BUILTINS: &[BuiltinDef] = &[
     scalar::ABS,
     scalar::NOW,
     scalar::TIMEIT,
+    // Tensors (LANGUAGE.md §6).
+    tensor::TENSOR,
+    tensor::ZEROS,
+    tensor::ONES,
+    tensor::FULL,
+    tensor::ARANGE,
+    tensor::LINSPACE,
+    tensor::EYE,
+    tensor::RAND,
+    tensor::RANDN,
+    tensor::RANDINT,
+    tensor::ZEROS_LIKE,
+    tensor::ONES_LIKE,
+    tensor::RANDN_LIKE,
+    tensor::SEED,
+    tensor::SHARES_STORAGE,
+    tensor::ASSERT_CLOSE,
+    // Functional forms (LANGUAGE.md §7).
+    nn::CONV2D,
+    nn::CONV_TRANSPOSE2D,
+    nn::LINEAR,
+    nn::MAX_POOL2D,
+    nn::AVG_POOL2D,
+    nn::RELU,
+    nn::LEAKY_RELU,
+    nn::SIGMOID,
+    nn::TANH,
+    nn::SOFTMAX,
+    nn::LOG_SOFTMAX,
+    nn::DROPOUT,
+    nn::BATCH_NORM,
+    nn::PIXEL_SHUFFLE,
+    nn::INTERPOLATE,
+    nn::CAT,
+    nn::STACK,
+    nn::MATMUL,
+    nn::MSE_LOSS,
+    nn::L1_LOSS,
+    nn::CROSS_ENTROPY,
+    nn::BCE_WITH_LOGITS,
+    // Layers (LANGUAGE.md §7).
+    layer_defs::CONV2D,
+    layer_defs::CONV_TRANSPOSE2D,
+    layer_defs::LINEAR,
+    layer_defs::MAX_POOL2D,
+    layer_defs::AVG_POOL2D,
+    layer_defs::BATCH_NORM2D,
+    layer_defs::RELU,
+    layer_defs::LEAKY_RELU,
+    layer_defs::SIGMOID,
+    layer_defs::TANH,
+    layer_defs::SOFTMAX,
+    layer_defs::IDENTITY,
+    layer_defs::FLATTEN,
+    layer_defs::DROPOUT,
+    layer_defs::UPSAMPLE,
+    layer_defs::PIXEL_SHUFFLE,
+    layer_defs::SEQUENTIAL,
+    layer_defs::PARAMETER_COUNT,
+    // Optimizers (LANGUAGE.md §11).
+    optim::SGD,
+    optim::ADAM,
+    optim::ADAMW,
 ];
 
 static BY_NAME: LazyLock<HashMap<&'static str, usize>> = LazyLock::new(|| {
@@ -198,17 +306,20 @@ pub fn lookup(name: &str) -> Option<&'static BuiltinDef> {
 impl BuiltinDef {
     /// The signature as a user would write the call: `round(x, digits=none)`.
     pub fn signature(&self) -> String {
+        let show = |p: &BuiltinParam| match p.default.to_value() {
+            Some(v) => format!("{}={}", p.name, v.repr()),
+            None => p.name.to_string(),
+        };
         let mut parts: Vec<String> = self
             .params
             .iter()
-            .map(|p| match p.default.to_value() {
-                Some(v) => format!("{}={}", p.name, v.repr()),
-                None => p.name.to_string(),
-            })
+            .filter(|p| !p.keyword_only)
+            .map(show)
             .collect();
         if let Some(rest) = self.rest {
             parts.push(format!("{rest}..."));
         }
+        parts.extend(self.params.iter().filter(|p| p.keyword_only).map(show));
         format!("{}({})", self.name, parts.join(", "))
     }
 }
@@ -220,13 +331,30 @@ mod tests {
     #[test]
     fn names_are_unique_and_documented() {
         assert_eq!(BY_NAME.len(), BUILTINS.len());
-        for def in BUILTINS {
+        let all = BUILTINS
+            .iter()
+            .chain(methods::TENSOR_METHODS)
+            .chain(methods::LAYER_METHODS)
+            .chain(methods::OPTIMIZER_METHODS);
+        for def in all {
             assert!(!def.doc.is_empty(), "{} has no doc", def.name);
             let mut seen_default = false;
+            let mut seen_keyword = false;
             for p in def.params {
                 let has = p.default != DefaultValue::Required;
                 assert!(has || !seen_default, "{}: required after default", def.name);
+                assert!(
+                    p.keyword_only || !seen_keyword,
+                    "{}: positional after keyword-only",
+                    def.name
+                );
+                assert!(
+                    has || !p.keyword_only,
+                    "{}: keyword-only without default",
+                    def.name
+                );
                 seen_default |= has;
+                seen_keyword |= p.keyword_only;
             }
         }
         assert_eq!(

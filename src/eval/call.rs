@@ -40,6 +40,10 @@ pub(crate) trait ParamList {
     fn name(&self, i: usize) -> &str;
     /// Whether the `i`-th parameter has a default.
     fn has_default(&self, i: usize) -> bool;
+    /// How many parameters take positional arguments (the rest are keyword-only).
+    fn positional_count(&self) -> usize {
+        self.count()
+    }
 }
 
 impl ParamList for Vec<Param> {
@@ -64,6 +68,9 @@ impl ParamList for &'static [BuiltinParam] {
     fn has_default(&self, i: usize) -> bool {
         self[i].default != DefaultValue::Required
     }
+    fn positional_count(&self) -> usize {
+        self.iter().take_while(|p| !p.keyword_only).count()
+    }
 }
 
 /// Arguments matched to parameters: one slot per parameter (empty where the default
@@ -86,20 +93,21 @@ pub(crate) struct Callee<'a> {
 /// required parameter left out.
 pub(crate) fn bind(callee: &Callee<'_>, args: Vec<CallArg>, call: Span) -> EvalResult<Bound> {
     let n = callee.params.count();
+    let positional_slots = callee.params.positional_count();
     let mut slots: Vec<Option<(Value, Span)>> = vec![None; n];
     let mut rest = Vec::new();
     let mut positional = 0;
     for arg in args {
         match arg.keyword {
             None => {
-                if positional < n {
+                if positional < positional_slots {
                     slots[positional] = Some((arg.value, arg.span));
                 } else if callee.variadic {
                     rest.push((arg.value, arg.span));
                 } else {
                     return Err(Box::new(RuntimeError::TooManyArguments {
                         callee: callee.name.to_string(),
-                        max: n,
+                        max: positional_slots,
                         given: positional + 1,
                         span: arg.span,
                         help: format!("the signature is `{}`", (callee.signature)()),
@@ -170,9 +178,14 @@ impl Interpreter {
     pub(super) fn eval_args(&mut self, args: &[Arg]) -> EvalResult<Vec<CallArg>> {
         let mut out = Vec::with_capacity(args.len());
         for arg in args {
+            // `_` is a value only as an argument: a size a layer infers from its input.
+            let value = match arg.value.node {
+                crate::syntax::ast::ExprKind::Underscore => Value::Infer,
+                _ => self.eval(&arg.value)?,
+            };
             out.push(CallArg {
                 keyword: arg.name.as_ref().map(|k| (k.name.clone(), k.span)),
-                value: self.eval(&arg.value)?,
+                value,
                 span: arg.span,
             });
         }
@@ -191,7 +204,8 @@ impl Interpreter {
         match callee {
             Value::Function(def) => self.call_fn(def, args, span),
             Value::Builtin(def) => self.call_builtin(def, args, span),
-            // Layers, nets and optimizers will be callable here.
+            Value::Layer(layer) => self.call_layer(layer, args, span),
+            // Nets will be callable here.
             other => Err(Box::new(
                 RuntimeError::wrong_type("callee", "a function or layer", other.type_name(), span)
                     .with_help("only functions, layers and nets can be called"),
@@ -258,6 +272,18 @@ impl Interpreter {
         args: Vec<CallArg>,
         span: Span,
     ) -> EvalResult<Value> {
+        let args = self.bind_builtin(def, args, span)?;
+        (def.run)(self, args)
+    }
+
+    /// Binds `args` to a builtin's parameters, fills defaults and checks types; the
+    /// receiver is left none.
+    pub(super) fn bind_builtin(
+        &mut self,
+        def: &'static BuiltinDef,
+        args: Vec<CallArg>,
+        span: Span,
+    ) -> EvalResult<Args> {
         let signature = || def.signature();
         let callee = Callee {
             name: def.name,
@@ -285,14 +311,13 @@ impl Interpreter {
             values.push(value);
             spans.push(arg_span);
         }
-        (def.run)(
-            self,
-            Args {
-                values,
-                spans,
-                rest: bound.rest,
-                call: span,
-            },
-        )
+        Ok(Args {
+            values,
+            spans,
+            rest: bound.rest,
+            call: span,
+            receiver: Value::None,
+            def,
+        })
     }
 }

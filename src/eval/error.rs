@@ -8,6 +8,7 @@
 use miette::Diagnostic;
 use thiserror::Error;
 
+use super::tensor_error::TensorDiagnostic;
 use crate::source::Span;
 
 /// An error raised while running a program.
@@ -181,16 +182,16 @@ pub enum RuntimeError {
         calls: Vec<Span>,
     },
 
-    /// An index past either end: `[1, 2][2]`.
-    #[error("index {index} is out of range for {type_name} of length {len}")]
+    /// An index past either end: `[1, 2][2]`, `zeros(3)[5]`.
+    #[error("index {index} is out of range for {what}")]
     #[diagnostic(code(E0313))]
     IndexOutOfRange {
         /// The index as given.
         index: i64,
-        /// Length of the indexed value.
+        /// Length of the indexed value (or tensor dimension).
         len: usize,
-        /// `list`, `str` or `range`.
-        type_name: &'static str,
+        /// What was indexed: `list of length 2`, `dimension 0 of size 3`.
+        what: String,
         /// The index expression.
         #[label("valid indices are -{len}..{len}")]
         span: Span,
@@ -232,6 +233,12 @@ pub enum RuntimeError {
         #[label(collection, "called from here")]
         calls: Vec<Span>,
     },
+
+    /// A tensor operation failed (E0301–E0311, E0314, E0401–E0405, E0503): see
+    /// [`TensorDiagnostic`] and its codes.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Tensor(Box<TensorDiagnostic>),
 
     /// The interrupt flag was raised (Ctrl-C in the REPL).
     #[error("interrupted")]
@@ -317,6 +324,7 @@ impl RuntimeError {
             | RuntimeError::AssertionFailed { span, .. }
             | RuntimeError::ValueError { span, .. }
             | RuntimeError::Interrupted { span, .. } => *span,
+            RuntimeError::Tensor(t) => t.span,
         }
     }
 
@@ -336,6 +344,7 @@ impl RuntimeError {
             | RuntimeError::AssertionFailed { calls, .. }
             | RuntimeError::ValueError { calls, .. }
             | RuntimeError::Interrupted { calls, .. } => calls,
+            RuntimeError::Tensor(t) => &t.calls,
         }
     }
 
@@ -355,8 +364,29 @@ impl RuntimeError {
             | RuntimeError::AssertionFailed { calls, .. }
             | RuntimeError::ValueError { calls, .. }
             | RuntimeError::Interrupted { calls, .. } => calls.push(span),
+            RuntimeError::Tensor(t) => t.calls.push(span),
         }
     }
+}
+
+/// A warning raised while running: the program goes on, and the report layer shows it.
+#[derive(Debug, Error, Diagnostic, Clone, PartialEq)]
+pub enum RuntimeWarning {
+    /// Reading `.grad` of a tensor that is not a leaf, which backward leaves none:
+    /// `let y = x * 2; y.sum().backward(); print(y.grad)`.
+    #[error("`.grad` of a non-leaf tensor is none: backward fills it only for leaves")]
+    #[diagnostic(
+        code(W0406),
+        severity(Warning),
+        help(
+            "call `.retain_grad()` on it before backward to keep its gradient, or read `.grad` of the leaf it came from"
+        )
+    )]
+    GradOfNonLeaf {
+        /// The `.grad` read.
+        #[label("this is none")]
+        span: Span,
+    },
 }
 
 /// Words within a small edit distance of `name`, closest first: the candidate for a
@@ -468,7 +498,7 @@ mod tests {
             RuntimeError::IndexOutOfRange {
                 index: 0,
                 len: 0,
-                type_name: "list",
+                what: t(),
                 span: s,
                 calls: vec![],
             },
@@ -488,9 +518,22 @@ mod tests {
     #[test]
     fn no_two_variants_share_a_code() {
         let mut seen = HashSet::new();
-        for err in one_of_each() {
-            let code = err.code().map(|c| c.to_string()).unwrap_or_default();
-            assert!(code.starts_with('E'), "{err:?} has no code");
+        let tensor_errors = crate::eval::tensor_error::TensorCode::ALL
+            .map(|code| TensorDiagnostic::new(code, "x", Span::new(0, 1), "x").boxed());
+        let warning = RuntimeWarning::GradOfNonLeaf {
+            span: Span::new(0, 1),
+        };
+        let mut codes: Vec<String> = one_of_each()
+            .into_iter()
+            .chain(tensor_errors.into_iter().map(|e| *e))
+            .map(|err| err.code().map(|c| c.to_string()).unwrap_or_default())
+            .collect();
+        codes.extend(warning.code().map(|c| c.to_string()));
+        for code in codes {
+            assert!(
+                code.starts_with('E') || code.starts_with('W'),
+                "a variant has no code"
+            );
             assert!(seen.insert(code.clone()), "{code} is used twice");
         }
     }

@@ -9,8 +9,11 @@ pub mod call;
 pub mod env;
 pub mod error;
 pub mod ops;
+pub mod tensor;
+pub mod tensor_error;
 pub mod value;
 
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,7 +26,7 @@ use crate::syntax::ast::{
 
 pub use call::CallArg;
 pub use env::Env;
-pub use error::RuntimeError;
+pub use error::{RuntimeError, RuntimeWarning};
 pub use value::{Record, Value};
 
 use error::closest;
@@ -51,8 +54,14 @@ pub struct Interpreter {
     out: Box<dyn Write>,
     interrupt: Arc<AtomicBool>,
     recursion_limit: usize,
-    /// `with no_grad` clears it; tensor operations will consult it.
-    grad_enabled: bool,
+    /// The span of each call site handed to the tensor engine (site `n` is `sites[n - 1]`).
+    sites: Vec<Span>,
+    /// The site number of each span in `sites`.
+    site_ids: HashMap<Span, u32>,
+    /// Warnings not yet taken by the caller.
+    warnings: Vec<RuntimeWarning>,
+    /// Where a warning was raised already (each place warns once).
+    warned: HashSet<Span>,
 }
 
 impl Interpreter {
@@ -63,7 +72,10 @@ impl Interpreter {
             out,
             interrupt: Arc::new(AtomicBool::new(false)),
             recursion_limit: DEFAULT_RECURSION_LIMIT,
-            grad_enabled: true,
+            sites: Vec::new(),
+            site_ids: HashMap::new(),
+            warnings: Vec::new(),
+            warned: HashSet::new(),
         }
     }
 
@@ -81,7 +93,7 @@ impl Interpreter {
 
     /// Whether autograd recording is on (`with no_grad` turns it off).
     pub fn grad_enabled(&self) -> bool {
-        self.grad_enabled
+        crate::tensor::is_grad_enabled()
     }
 
     /// The top-level bindings, oldest first.
@@ -119,7 +131,9 @@ impl Interpreter {
             };
             if let Some(err) = misplaced {
                 self.env.unwind_to_top();
-                self.grad_enabled = true;
+                // The `with` guards restored grad mode on the way out; a REPL entry after
+                // an error starts with it on in any case.
+                std::mem::forget(crate::tensor::set_grad_enabled(true));
                 return Err(err);
             }
         }
@@ -182,15 +196,10 @@ impl Interpreter {
                 annotation,
                 value,
             } => {
+                let value_span = value.span;
                 let value = self.eval(value)?;
                 if let Some(shape) = annotation {
-                    // Shape annotations describe tensors; the tensor half checks them here.
-                    return Err(Box::new(RuntimeError::wrong_type(
-                        format!("`{}` with a shape annotation", name.name),
-                        "tensor",
-                        value.type_name(),
-                        shape.span,
-                    )));
+                    self.check_annotation(name, shape, &value, value_span)?;
                 }
                 self.env.declare(name.name.clone(), value);
             }
@@ -237,11 +246,11 @@ impl Interpreter {
                 return Ok(Flow::Return(value, stmt.span));
             }
             StmtKind::With { mode, body } => {
-                let saved = self.grad_enabled;
-                self.grad_enabled = mode.node == crate::syntax::ast::GradMode::EnableGrad;
-                let flow = self.exec_block(&body.node);
-                self.grad_enabled = saved;
-                return flow;
+                // The guard restores the previous mode however the block ends.
+                let _guard = crate::tensor::set_grad_enabled(
+                    mode.node == crate::syntax::ast::GradMode::EnableGrad,
+                );
+                return self.exec_block(&body.node);
             }
             StmtKind::Assert { cond, message } => {
                 if !self.truthy(cond)? {
@@ -291,7 +300,10 @@ impl Interpreter {
                 body,
                 s.chars().map(|c| Value::str(c.encode_utf8(&mut [0; 4]))),
             ),
-            // Tensors iterate over their first dimension here.
+            Value::Tensor(t) => match self.tensor_rows(t, iterable.span) {
+                Ok(rows) => self.for_each(iterable.span, body, rows.into_iter()),
+                Err(e) => Err(e),
+            },
             other => Err(Box::new(RuntimeError::wrong_type(
                 "the sequence of `for`",
                 "a range, list, str or tensor",
@@ -336,13 +348,22 @@ impl Interpreter {
                         let Some(current) = self.env.get(&ident.name) else {
                             return Err(self.undeclared(ident));
                         };
-                        // Tensors update in place here (`b += 1` is seen through `a`);
-                        // numbers, strings and lists are values and are rebound.
                         let spans = BinSpans {
                             whole: target.span.merge(value.span),
                             rhs: value.span,
                         };
-                        ops::binary(op, current, &rhs, spans)?
+                        // Tensors update in place (`b += 1` is seen through `a`); numbers,
+                        // strings and lists are values and are rebound.
+                        if let Value::Tensor(t) = current {
+                            let t = t.clone();
+                            return self.tensor_in_place(op, &t, &rhs, spans);
+                        }
+                        if let Value::Tensor(_) = rhs {
+                            let current = current.clone();
+                            self.tensor_binary(op, &current, &rhs, spans)?
+                        } else {
+                            ops::binary(op, current, &rhs, spans)?
+                        }
                     }
                 };
                 if self.env.assign(&ident.name, new) {
@@ -351,25 +372,41 @@ impl Interpreter {
                     Err(self.undeclared(ident))
                 }
             }
-            ExprKind::Index { object, .. } | ExprKind::Field { object, .. } => {
-                // Writes through an index or a field exist only for tensors and layers.
+            ExprKind::Index { object, indices } => {
                 let object_value = self.eval(object)?;
-                let help = match object_value {
-                    Value::List(_) => {
-                        "lists are immutable: build a new one, e.g. `l = l[:i] + [x] + l[i+1:]`"
+                if let Value::Tensor(t) = &object_value {
+                    return self.assign_tensor_index(t, indices, op, value, target.span);
+                }
+                Err(Self::not_assignable(&object_value, object.span))
+            }
+            ExprKind::Field { object, name } => {
+                let object_value = self.eval(object)?;
+                let current = match (&object_value, op) {
+                    (Value::Tensor(_) | Value::Layer(_), Some(_)) => {
+                        Some(self.field(&object_value, name)?)
                     }
-                    Value::Record(_) => "records are read-only",
-                    _ => "only tensor elements and layer parameters can be assigned",
+                    _ => None,
                 };
-                Err(Box::new(
-                    RuntimeError::wrong_type(
-                        "assignment target",
-                        "a tensor or layer",
-                        object_value.type_name(),
-                        object.span,
-                    )
-                    .with_help(help),
-                ))
+                if let Some(Value::Tensor(t)) = current {
+                    // `layer.weight += x` and `t.grad *= 2` write in place.
+                    let rhs = self.eval(value)?;
+                    let spans = BinSpans {
+                        whole: target.span.merge(value.span),
+                        rhs: value.span,
+                    };
+                    return self.tensor_in_place(op.unwrap_or(BinOp::Add), &t, &rhs, spans);
+                }
+                match &object_value {
+                    Value::Tensor(t) if op.is_none() => {
+                        let rhs = self.eval(value)?;
+                        self.assign_tensor_field(t, name, rhs, value.span)
+                    }
+                    Value::Layer(layer) if op.is_none() => {
+                        let rhs = self.eval(value)?;
+                        crate::builtins::layers::assign_field(layer, name, rhs, value.span)
+                    }
+                    _ => Err(Self::not_assignable(&object_value, object.span)),
+                }
             }
             _ => Err(Box::new(RuntimeError::wrong_type(
                 "assignment target",
@@ -378,6 +415,26 @@ impl Interpreter {
                 target.span,
             ))),
         }
+    }
+
+    /// E0207 for writing through an index or field of a value that has none to write.
+    fn not_assignable(object_value: &Value, object_span: Span) -> Box<RuntimeError> {
+        let help = match object_value {
+            Value::List(_) => {
+                "lists are immutable: build a new one, e.g. `l = l[:i] + [x] + l[i+1:]`"
+            }
+            Value::Record(_) => "records are read-only",
+            _ => "only tensor elements, tensor fields and layer parameters can be assigned",
+        };
+        Box::new(
+            RuntimeError::wrong_type(
+                "assignment target",
+                "a tensor or layer",
+                object_value.type_name(),
+                object_span,
+            )
+            .with_help(help),
+        )
     }
 
     fn undeclared(&self, ident: &Ident) -> Box<RuntimeError> {
@@ -398,9 +455,10 @@ impl Interpreter {
 
     // ---- expressions ------------------------------------------------------------------
 
-    /// Truthiness of a condition. Tensors will fail here unless they hold one element.
+    /// Truthiness of a condition. Tensors fail here unless they hold one element.
     fn truthy(&mut self, cond: &Expr) -> EvalResult<bool> {
-        Ok(self.eval(cond)?.truthy())
+        let value = self.eval(cond)?;
+        self.truth(&value, cond.span)
     }
 
     /// Evaluates an expression.
@@ -415,7 +473,7 @@ impl Interpreter {
             ExprKind::Underscore => Err(Box::new(RuntimeError::value_with_help(
                 "`_` has no value here",
                 expr.span,
-                "not a layer argument",
+                "not a call argument",
                 "`_` stands for a size a layer infers from its input, like `Conv2d(_, 16, 3)`",
             ))),
             ExprKind::List(items) => {
@@ -427,9 +485,10 @@ impl Interpreter {
             }
             ExprKind::Unary { op, operand } => {
                 let value = self.eval(operand)?;
-                match op {
-                    UnaryOp::Neg => ops::negate(&value, expr.span),
-                    UnaryOp::Not => Ok(Value::Bool(!value.truthy())),
+                match (op, &value) {
+                    (UnaryOp::Neg, Value::Tensor(t)) => self.tensor_negate(t, expr.span),
+                    (UnaryOp::Neg, _) => ops::negate(&value, expr.span),
+                    (UnaryOp::Not, _) => Ok(Value::Bool(!self.truth(&value, operand.span)?)),
                 }
             }
             ExprKind::Binary { op, lhs, rhs } => self.eval_binary(op.node, lhs, rhs, expr.span),
@@ -448,9 +507,10 @@ impl Interpreter {
                     let args = self.eval_args(args)?;
                     return self.call_method(&object, name, args, expr.span);
                 }
-                let callee = self.eval(callee)?;
-                let args = self.eval_args(args)?;
-                self.call_value(&callee, args, expr.span)
+                let callee_value = self.eval(callee)?;
+                let arg_values = self.eval_args(args)?;
+                self.call_value(&callee_value, arg_values, expr.span)
+                    .map_err(|err| refine_ragged(err, args))
             }
             ExprKind::Field { object, name } => {
                 let object = self.eval(object)?;
@@ -458,6 +518,16 @@ impl Interpreter {
             }
             ExprKind::Index { object, indices } => {
                 let value = self.eval(object)?;
+                if let Value::Tensor(t) = &value {
+                    return self.index_tensor(t, indices, expr.span);
+                }
+                if let Value::Infer = value {
+                    return Err(Box::new(RuntimeError::value(
+                        "`_` cannot be indexed",
+                        object.span,
+                        "this is `_`",
+                    )));
+                }
                 let [item] = indices.as_slice() else {
                     return Err(Box::new(
                         RuntimeError::wrong_type(
@@ -480,14 +550,8 @@ impl Interpreter {
 
     fn eval_binary(&mut self, op: BinOp, lhs: &Expr, rhs: &Expr, span: Span) -> EvalResult<Value> {
         match op {
-            BinOp::And => {
-                let left = self.eval(lhs)?.truthy();
-                Ok(Value::Bool(left && self.eval(rhs)?.truthy()))
-            }
-            BinOp::Or => {
-                let left = self.eval(lhs)?.truthy();
-                Ok(Value::Bool(left || self.eval(rhs)?.truthy()))
-            }
+            BinOp::And => Ok(Value::Bool(self.truthy(lhs)? && self.truthy(rhs)?)),
+            BinOp::Or => Ok(Value::Bool(self.truthy(lhs)? || self.truthy(rhs)?)),
             BinOp::Range => {
                 let start = self.eval(lhs)?;
                 let end = self.eval(rhs)?;
@@ -533,6 +597,13 @@ impl Interpreter {
                     if let Some(value) = fast {
                         return Ok(value);
                     }
+                }
+                if matches!(left, Value::Tensor(_)) || matches!(right, Value::Tensor(_)) {
+                    let spans = BinSpans {
+                        whole: span,
+                        rhs: rhs.span,
+                    };
+                    return self.tensor_binary(op, &left, &right, spans);
                 }
                 ops::binary(
                     op,
@@ -613,8 +684,17 @@ impl Interpreter {
     }
 
     /// `object.name` as a value.
-    fn field(&self, object: &Value, name: &Ident) -> EvalResult<Value> {
+    fn field(&mut self, object: &Value, name: &Ident) -> EvalResult<Value> {
         match object {
+            Value::Tensor(t) => self.tensor_field(t, name),
+            Value::Layer(layer) => layer.field(&name.name).ok_or_else(|| {
+                self.no_member_of(
+                    "layer",
+                    name,
+                    crate::builtins::layers::Layer::FIELDS,
+                    crate::builtins::methods::LAYER_METHODS,
+                )
+            }),
             Value::Record(record) => record.get(&name.name).cloned().ok_or_else(|| {
                 let fields = record.fields.iter().map(|(n, _)| *n);
                 let help = match closest(&name.name, fields) {
@@ -667,7 +747,39 @@ impl Interpreter {
                 let callee = self.field(object, name)?;
                 self.call_value(&callee, args, span)
             }
+            Value::Tensor(_) => self.call_member(&tensor::TENSOR_MEMBERS, object, name, args, span),
+            Value::Layer(_) => self.call_member(&tensor::LAYER_MEMBERS, object, name, args, span),
+            Value::Optimizer(_) => {
+                self.call_member(&tensor::OPTIMIZER_MEMBERS, object, name, args, span)
+            }
             other => Err(Self::no_member(other, name)),
         }
     }
+}
+
+/// Points a ragged-literal error (E0310) at the row that differs, when the call's data
+/// argument is written as a list literal: the builtin knows the path to the row, only the
+/// syntax tree knows where it is.
+fn refine_ragged(
+    mut err: Box<RuntimeError>,
+    args: &[crate::syntax::ast::Arg],
+) -> Box<RuntimeError> {
+    let find = |path: &[usize]| {
+        let mut node = &args.first()?.value;
+        for &i in path {
+            match &node.node {
+                ExprKind::List(items) if i < items.len() => node = &items[i],
+                _ => return None,
+            }
+        }
+        Some(node.span)
+    };
+    if let RuntimeError::Tensor(diag) = &mut *err
+        && let Some(ragged) = diag.ragged.take()
+        && let (Some(row), Some(first)) = (find(&ragged.path), find(&ragged.first_path))
+    {
+        diag.span = row;
+        diag.related.push((first, ragged.first_label));
+    }
+    err
 }

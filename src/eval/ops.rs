@@ -277,7 +277,7 @@ fn resolve_index(index: i64, len: usize, type_name: &'static str, span: Span) ->
         Err(Box::new(RuntimeError::IndexOutOfRange {
             index,
             len,
-            type_name,
+            what: format!("{type_name} of length {len}"),
             span,
             calls: Vec::new(),
         }))

@@ -1,15 +1,18 @@
 //! Run-time values and how the language prints them.
 //!
 //! Scalars, strings and lists are immutable values; copying a [`Value`] is cheap (an `Rc`
-//! bump at most). Reference types with identity — tensors, layers, nets, optimizers — get
-//! their own variants here when the tensor half of the interpreter lands; each will hold an
-//! `Rc` so that `let b = a` makes two names for one object (LANGUAGE.md §3).
+//! bump at most). Reference types with identity — tensors, layers, optimizers — hold an
+//! `Rc`, so that `let b = a` makes two names for one object (LANGUAGE.md §3).
 
+use std::cell::RefCell;
 use std::fmt;
 use std::rc::Rc;
 
 use crate::builtins::BuiltinDef;
+use crate::builtins::layers::Layer;
 use crate::syntax::ast::FnDef;
+use crate::tensor::Tensor;
+use crate::tensor::optim::Optimizer;
 
 /// A value of the language.
 #[derive(Clone, Debug)]
@@ -39,8 +42,17 @@ pub enum Value {
     Function(Rc<FnDef>),
     /// A builtin function from [`crate::builtins::BUILTINS`].
     Builtin(&'static BuiltinDef),
-    // Tensor, Layer, Net and Optimizer variants go here. Each match in `eval` that must
-    // handle them is exhaustive, so adding a variant points at every place to extend.
+    /// A tensor; the handle is shared, so in-place ops are seen through every name.
+    Tensor(Tensor),
+    /// A layer (`Conv2d(1, 8, 3)`, `Sequential(...)`): callable, owns parameters.
+    Layer(Rc<Layer>),
+    /// An optimizer (`SGD(model.parameters(), lr=0.1)`).
+    Optimizer(Rc<RefCell<Optimizer>>),
+    /// `_` given as a call argument: a size a layer infers from its first input
+    /// (`Conv2d(_, 16, 3)`).
+    Infer,
+    // A Net variant goes here. Each match in `eval` that must handle it is exhaustive, so
+    // adding a variant points at every place to extend.
 }
 
 /// A read-only value with named fields: `r.median`, `rf.size`.
@@ -87,10 +99,16 @@ impl Value {
             Value::Range { .. } => "range",
             Value::Record(_) => "record",
             Value::Function(_) | Value::Builtin(_) => "function",
+            Value::Tensor(_) => "tensor",
+            Value::Layer(_) => "layer",
+            Value::Optimizer(_) => "optimizer",
+            Value::Infer => "_",
         }
     }
 
-    /// Python-like truthiness, for `if`, `while`, `and`, `or` and `not`.
+    /// Python-like truthiness, for `if`, `while`, `and`, `or` and `not`. A tensor is truthy
+    /// by its value when it has one element; the interpreter refuses larger ones (E0505)
+    /// before asking here.
     pub fn truthy(&self) -> bool {
         match self {
             Value::None => false,
@@ -100,7 +118,13 @@ impl Value {
             Value::Str(s) => !s.is_empty(),
             Value::List(l) => !l.is_empty(),
             Value::Range { start, end } => start < end,
-            Value::Record(_) | Value::Function(_) | Value::Builtin(_) => true,
+            Value::Tensor(t) => t.item().is_ok_and(|v| v != 0.0),
+            Value::Infer => false,
+            Value::Record(_)
+            | Value::Function(_)
+            | Value::Builtin(_)
+            | Value::Layer(_)
+            | Value::Optimizer(_) => true,
         }
     }
 
@@ -142,6 +166,12 @@ impl Value {
             }
             (Value::Function(a), Value::Function(b)) => Rc::ptr_eq(a, b),
             (Value::Builtin(a), Value::Builtin(b)) => std::ptr::eq(*a, *b),
+            // Objects with identity compare by it (`==` on two tensors is elementwise and
+            // never reaches here; this is list equality).
+            (Value::Tensor(a), Value::Tensor(b)) => Tensor::same_tensor(a, b),
+            (Value::Layer(a), Value::Layer(b)) => Rc::ptr_eq(a, b),
+            (Value::Optimizer(a), Value::Optimizer(b)) => Rc::ptr_eq(a, b),
+            (Value::Infer, Value::Infer) => true,
             _ => false,
         }
     }
@@ -260,6 +290,10 @@ impl fmt::Display for Value {
             }
             Value::Function(def) => write!(f, "<fn {}>", def.name.name),
             Value::Builtin(def) => write!(f, "<builtin {}>", def.name),
+            Value::Tensor(t) => write!(f, "{t}"),
+            Value::Layer(layer) => write!(f, "{layer}"),
+            Value::Optimizer(opt) => write!(f, "{}", opt.borrow().describe()),
+            Value::Infer => f.write_str("_"),
         }
     }
 }

@@ -6,6 +6,7 @@
 //! diagnostic code written in its doc comment (LANGUAGE.md §10).
 
 use super::autograd::Site;
+use super::shape::ShapeError;
 use thiserror::Error;
 
 /// The result of a fallible tensor operation.
@@ -246,6 +247,14 @@ pub enum TensorError {
         /// Bytes the library allows itself.
         available: u64,
     },
+
+    /// A convolution, pooling or resampling whose arguments or input shape do not fit:
+    /// `conv2d(randn(1, 1, 2, 2), randn(1, 1, 3, 3))` (→ E0301), a transposed convolution
+    /// cropping everything (→ E0302), an input with the wrong channel count (→ E0303), or a
+    /// bad configuration such as `groups=4` with 6 channels (→ E0311). The variant of
+    /// [`ShapeError`] says which.
+    #[error("{0}")]
+    Spatial(#[from] ShapeError),
 
     /// Any other invalid value: `item()` of a many-element tensor, `arange` with step 0,
     /// dropout with `p` outside `[0, 1]` (→ E0505).

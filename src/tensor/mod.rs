@@ -15,7 +15,9 @@ pub mod derivatives;
 pub mod display;
 pub mod error;
 pub mod ops;
+pub mod optim;
 pub mod random;
+pub mod shape;
 pub mod storage;
 
 pub use autograd::{

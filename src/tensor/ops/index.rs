@@ -65,11 +65,23 @@ impl Tensor {
         }
         let mut out = self.clone();
         let mut dim = 0;
-        for item in items {
+        for (original_dim, item) in items.iter().enumerate() {
+            // Errors name the dim of `self` the item indexes, not of the partial result.
+            let in_self = |e: TensorError| match e {
+                TensorError::IndexOutOfRange {
+                    op, index, size, ..
+                } => TensorError::IndexOutOfRange {
+                    op,
+                    index,
+                    dim: original_dim,
+                    size,
+                },
+                other => other,
+            };
             match *item {
-                IndexItem::Int(index) => out = out.select(dim as i64, index)?,
+                IndexItem::Int(index) => out = out.select(dim as i64, index).map_err(in_self)?,
                 IndexItem::Slice { start, end, step } => {
-                    out = out.slice(dim as i64, start, end, step)?;
+                    out = out.slice(dim as i64, start, end, step).map_err(in_self)?;
                     dim += 1;
                 }
             }

@@ -1,0 +1,384 @@
+//! Run-time diagnostics of tensor operations: a [`TensorError`] (which names the op and the
+//! shapes, never a span) wrapped with the span of the expression that failed, labels on
+//! the arguments involved, and a fix.
+//!
+//! One struct carries every such report; its [`TensorCode`] fixes the code. The codes the
+//! language half already reports (E0313 index out of range, E0504 assertion, E0505 value
+//! error) map onto the existing [`RuntimeError`] variants instead, so each code keeps one
+//! owner.
+
+use std::fmt;
+
+use miette::{Diagnostic, LabeledSpan};
+
+use super::error::RuntimeError;
+use crate::source::Span;
+use crate::tensor::shape::{ShapeError, SpatialOp};
+use crate::tensor::{Site, TensorError};
+
+/// The codes of [`TensorDiagnostic`], one per kind of tensor failure (LANGUAGE.md §10).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TensorCode {
+    /// A kernel larger than the padded input: `conv2d(randn(1, 1, 2, 2), randn(1, 1, 3, 3))`
+    /// or `MaxPool2d(4)(randn(1, 1, 3, 3))`.
+    ConvOutputEmpty,
+    /// A transposed convolution that crops more than it makes:
+    /// `ConvTranspose2d(1, 1, 2, padding=2)(randn(1, 1, 2, 2))`.
+    TransposedOutputEmpty,
+    /// An input whose channels are not the layer's: `Conv2d(3, 8, 3)(randn(1, 4, 8, 8))`.
+    ChannelMismatch,
+    /// A tensor of the wrong rank: `Conv2d(1, 8, 3)(randn(28, 28))`.
+    WrongRank,
+    /// A `Linear` whose in_features differ from the input's last dim:
+    /// `Linear(10, 2)(randn(4, 16, 5, 5))`.
+    LinearFeatures,
+    /// Shapes that cannot broadcast: `randn(2, 3) + randn(4, 3)`.
+    Broadcast,
+    /// A matrix product whose inner dims differ: `randn(2, 3) @ randn(4, 5)`.
+    MatmulMismatch,
+    /// A reshape to another element count: `randn(2, 3).reshape(4, 2)`.
+    ReshapeCount,
+    /// A dim outside `-ndim..ndim`: `randn(2, 3).sum(dim=2)`.
+    DimOutOfRange,
+    /// Rows of different lengths in a literal: `tensor([[1, 2], [3]])`.
+    RaggedLiteral,
+    /// Arguments a layer cannot have: `Conv2d(6, 8, 3, groups=4)`, `MaxPool2d(2, padding=2)`.
+    InvalidConfig,
+    /// A loss whose input and target do not fit: `mse_loss(randn(4, 3), randn(4))`.
+    LossShape,
+    /// `backward()` on a tensor that does not require grad: `(ones(3) * 2).sum().backward()`.
+    BackwardWithoutGrad,
+    /// `backward()` without `gradient` on many elements: `(w * 2).backward()`.
+    NonScalarBackward,
+    /// An in-place op on a leaf that requires grad: `w += 1` for `w = ones(3,
+    /// requires_grad=true)`.
+    InPlaceOnLeaf,
+    /// A tensor saved for backward was changed in place:
+    /// `let y = x.exp(); y.add_(1); y.sum().backward()`.
+    SavedTensorModified,
+    /// A second backward through a freed graph: `y.backward(); y.backward()`.
+    GraphFreed,
+    /// An allocation too large for memory: `zeros(100000, 100000, 100000)`.
+    TooLarge,
+}
+
+impl TensorCode {
+    /// Every code, for the uniqueness test.
+    pub const ALL: [TensorCode; 18] = [
+        TensorCode::ConvOutputEmpty,
+        TensorCode::TransposedOutputEmpty,
+        TensorCode::ChannelMismatch,
+        TensorCode::WrongRank,
+        TensorCode::LinearFeatures,
+        TensorCode::Broadcast,
+        TensorCode::MatmulMismatch,
+        TensorCode::ReshapeCount,
+        TensorCode::DimOutOfRange,
+        TensorCode::RaggedLiteral,
+        TensorCode::InvalidConfig,
+        TensorCode::LossShape,
+        TensorCode::BackwardWithoutGrad,
+        TensorCode::NonScalarBackward,
+        TensorCode::InPlaceOnLeaf,
+        TensorCode::SavedTensorModified,
+        TensorCode::GraphFreed,
+        TensorCode::TooLarge,
+    ];
+
+    /// The diagnostic code, `E0301` ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TensorCode::ConvOutputEmpty => "E0301",
+            TensorCode::TransposedOutputEmpty => "E0302",
+            TensorCode::ChannelMismatch => "E0303",
+            TensorCode::WrongRank => "E0304",
+            TensorCode::LinearFeatures => "E0305",
+            TensorCode::Broadcast => "E0306",
+            TensorCode::MatmulMismatch => "E0307",
+            TensorCode::ReshapeCount => "E0308",
+            TensorCode::DimOutOfRange => "E0309",
+            TensorCode::RaggedLiteral => "E0310",
+            TensorCode::InvalidConfig => "E0311",
+            TensorCode::LossShape => "E0314",
+            TensorCode::BackwardWithoutGrad => "E0401",
+            TensorCode::NonScalarBackward => "E0402",
+            TensorCode::InPlaceOnLeaf => "E0403",
+            TensorCode::SavedTensorModified => "E0404",
+            TensorCode::GraphFreed => "E0405",
+            TensorCode::TooLarge => "E0503",
+        }
+    }
+}
+
+/// A failed tensor operation, located in the source.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TensorDiagnostic {
+    /// Which failure.
+    pub code: TensorCode,
+    /// The one-line message (the tensor error's text, or a better one).
+    pub message: String,
+    /// The expression that failed.
+    pub span: Span,
+    /// The label on it.
+    pub label: String,
+    /// Further labelled spans: the argument at fault, where an input came from, ...
+    pub related: Vec<(Span, String)>,
+    /// The fix (and the formula with its numbers, where one failed).
+    pub help: Option<String>,
+    /// The calls that led here, innermost first.
+    pub calls: Vec<Span>,
+    /// For E0310: where in the literal argument the rows are, so the interpreter can move
+    /// the label onto the row that differs.
+    pub ragged: Option<RaggedRows>,
+}
+
+/// The rows of a ragged literal, as index paths into the nested list (`[1]` is the second
+/// row of the outermost list).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RaggedRows {
+    /// The row whose length differs.
+    pub path: Vec<usize>,
+    /// The first row at the same depth, whose length the others must have.
+    pub first_path: Vec<usize>,
+    /// The label for that first row.
+    pub first_label: String,
+}
+
+impl TensorDiagnostic {
+    /// A report of `code` at `span`.
+    pub fn new(
+        code: TensorCode,
+        message: impl Into<String>,
+        span: Span,
+        label: impl Into<String>,
+    ) -> TensorDiagnostic {
+        TensorDiagnostic {
+            code,
+            message: message.into(),
+            span,
+            label: label.into(),
+            related: Vec::new(),
+            help: None,
+            calls: Vec::new(),
+            ragged: None,
+        }
+    }
+
+    /// Adds a labelled span.
+    pub fn with_label(mut self, span: Span, text: impl Into<String>) -> Self {
+        self.related.push((span, text.into()));
+        self
+    }
+
+    /// Sets the help text.
+    pub fn with_help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    /// Into the interpreter's error type.
+    pub fn boxed(self) -> Box<RuntimeError> {
+        Box::new(RuntimeError::Tensor(Box::new(self)))
+    }
+}
+
+impl fmt::Display for TensorDiagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for TensorDiagnostic {}
+
+impl Diagnostic for TensorDiagnostic {
+    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        Some(Box::new(self.code.as_str()))
+    }
+
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        // The renderer cannot draw one underline inside another, so a label overlapping
+        // one already shown is dropped (the primary label first, then in order).
+        let overlap =
+            |a: Span, b: Span| a.start < b.end.max(b.start + 1) && b.start < a.end.max(a.start + 1);
+        let mut shown = vec![self.span];
+        let mut labels = vec![LabeledSpan::new_primary_with_span(
+            Some(self.label.clone()),
+            self.span,
+        )];
+        let calls = self
+            .calls
+            .iter()
+            .map(|s| (*s, "called from here".to_string()));
+        let others = self.related.iter().cloned().chain(calls);
+        for (span, text) in others {
+            if !shown.iter().any(|s| overlap(*s, span)) {
+                shown.push(span);
+                labels.push(LabeledSpan::new_with_span(Some(text), span));
+            }
+        }
+        Some(Box::new(labels.into_iter()))
+    }
+}
+
+fn shape_str(shape: &[usize]) -> String {
+    format!("{shape:?}")
+}
+
+/// The code and label of a spatial op's [`ShapeError`].
+fn spatial_code(error: &ShapeError) -> (TensorCode, &'static str) {
+    match error {
+        ShapeError::OutputTooSmall {
+            op: SpatialOp::ConvTranspose2d,
+            ..
+        } => (TensorCode::TransposedOutputEmpty, "output would be empty"),
+        ShapeError::OutputTooSmall { .. } => (TensorCode::ConvOutputEmpty, "output would be empty"),
+        ShapeError::ChannelMismatch { .. } | ShapeError::UpscaleMismatch { .. } => {
+            (TensorCode::ChannelMismatch, "channels do not fit")
+        }
+        ShapeError::BiasMismatch { .. } => (TensorCode::Broadcast, "bias does not fit"),
+        ShapeError::EmptySize { .. } => (TensorCode::InvalidConfig, "empty size"),
+        _ => (TensorCode::InvalidConfig, "invalid configuration"),
+    }
+}
+
+/// Wraps `err` with the span of the expression that failed. `site_span` maps the call sites
+/// recorded in the graph back to source (for E0404 and E0405, which happen in `backward` but
+/// are caused elsewhere).
+pub fn from_tensor_error(
+    err: TensorError,
+    span: Span,
+    site_span: &dyn Fn(Site) -> Option<Span>,
+) -> Box<RuntimeError> {
+    let message = err.to_string();
+    let diag = |code, label: &str| TensorDiagnostic::new(code, message.clone(), span, label);
+    let report = match &err {
+        TensorError::Broadcast { lhs, rhs, .. } => diag(TensorCode::Broadcast, "shapes do not broadcast")
+            .with_help(format!(
+                "dims are compared from the right and must be equal or 1: {} vs {}",
+                shape_str(lhs),
+                shape_str(rhs)
+            )),
+        TensorError::ShapeMismatch { .. } => diag(TensorCode::Broadcast, "shapes do not match"),
+        TensorError::MatmulMismatch {
+            lhs_inner,
+            rhs_inner,
+            op,
+            ..
+        } => {
+            if *op == "linear" {
+                diag(TensorCode::LinearFeatures, "features do not match").with_help(format!(
+                    "the input's last dim ({lhs_inner}) must equal in_features ({rhs_inner})"
+                ))
+            } else {
+                diag(TensorCode::MatmulMismatch, "inner dimensions differ").with_help(format!(
+                    "the left operand's last dim ({lhs_inner}) must equal the right operand's contracted dim ({rhs_inner}); transpose one with `.T` or `.t()`?"
+                ))
+            }
+        }
+        TensorError::ReshapeNumel { numel, .. } => diag(TensorCode::ReshapeCount, "element count changes")
+            .with_help(format!(
+                "the new shape must hold exactly {numel} elements; write -1 for one dim to infer it"
+            )),
+        TensorError::ViewNotContiguous { .. } => {
+            return Box::new(RuntimeError::value_with_help(
+                message,
+                span,
+                "not a view",
+                "use reshape(), which copies when it must, or call contiguous() first",
+            ));
+        }
+        TensorError::DimOutOfRange { range, .. } => diag(TensorCode::DimOutOfRange, "no such dimension")
+            .with_help(format!(
+                "valid dims are {} to {} (negative ones count from the end)",
+                -(*range as i64),
+                *range as i64 - 1
+            )),
+        TensorError::Rank { shape, expected, .. } => {
+            let d = diag(TensorCode::WrongRank, format!("this is {}-D", shape.len()).as_str());
+            let wants_one_more = expected.contains("4-D") && shape.len() == 3
+                || expected.contains("3-D") && shape.len() == 2;
+            if wants_one_more {
+                d.with_help("add a batch dimension with `.unsqueeze(0)`")
+            } else {
+                d
+            }
+        }
+        TensorError::IndexOutOfRange {
+            index, dim, size, ..
+        } => {
+            return Box::new(RuntimeError::IndexOutOfRange {
+                index: *index,
+                len: *size,
+                what: format!("dimension {dim} of size {size}"),
+                span,
+                calls: Vec::new(),
+            });
+        }
+        TensorError::TooManyIndices { .. } => {
+            return Box::new(RuntimeError::value(message, span, "too many indices"));
+        }
+        TensorError::LossShape { .. } => diag(TensorCode::LossShape, "input and target do not fit"),
+        TensorError::BackwardWithoutGrad => diag(TensorCode::BackwardWithoutGrad, "nothing to differentiate")
+            .with_help("the tensor was computed only from tensors that do not require grad; create the leaves with `requires_grad=true` (and not under `no_grad`)"),
+        TensorError::NonScalarBackward { .. } => diag(TensorCode::NonScalarBackward, "not a scalar")
+            .with_help("reduce it first (`.sum()`, `.mean()`), or pass `gradient=` with its shape"),
+        TensorError::InPlaceOnLeaf { .. } => diag(TensorCode::InPlaceOnLeaf, "in-place write to a leaf that requires grad")
+            .with_help("do it under `with no_grad { ... }` (as an optimizer step does), or write `x = x + ...` to make a new tensor"),
+        TensorError::SavedTensorModified {
+            saved_by,
+            saved_site,
+            modified_by,
+            modified_site,
+            ..
+        } => {
+            let mut d = diag(TensorCode::SavedTensorModified, "backward needs the old value");
+            if let Some(s) = site_span(*saved_site) {
+                d = d.with_label(s, format!("saved for backward here ({saved_by})"));
+            }
+            if let Some(s) = site_span(*modified_site) {
+                d = d.with_label(s, format!("modified in place here ({modified_by})"));
+            }
+            d.with_help("use an out-of-place op (`y = y + 1` instead of `y.add_(1)`), or `.clone()` the tensor before changing it")
+        }
+        TensorError::GraphFreed { node, site } => {
+            let mut d = diag(TensorCode::GraphFreed, "the graph was freed by the first backward");
+            if let Some(s) = site_span(*site) {
+                d = d.with_label(s, format!("{node} recorded here"));
+            }
+            d.with_help("pass `retain_graph=true` to the first backward to keep the graph")
+        }
+        TensorError::TooLarge { op, shape, bytes, .. } => {
+            // The engine's message names the memory available; that differs between
+            // machines, so the report keeps to the request.
+            TensorDiagnostic::new(
+                TensorCode::TooLarge,
+                format!("{op}: a tensor of shape {} would need {bytes} bytes, more than the memory available", shape_str(shape)),
+                span,
+                "too large to allocate",
+            )
+            .with_help("use smaller sizes; a tensor of float32 takes 4 bytes per element")
+        }
+        TensorError::Spatial(shape_error) => {
+            let (code, label) = spatial_code(shape_error);
+            diag(code, label)
+        }
+        TensorError::Value { op: "item", .. } => {
+            return Box::new(RuntimeError::value_with_help(
+                message,
+                span,
+                "not a single element",
+                "pick one element first (`x[0, 0].item()`), reduce (`x.sum().item()`), or use `tolist()`",
+            ));
+        }
+        TensorError::Value { .. } => {
+            return Box::new(RuntimeError::value(message, span, "invalid value"));
+        }
+    };
+    report.boxed()
+}
