@@ -500,17 +500,19 @@ fn floor_div_poly(p: &Poly, divisor: i64) -> Option<Poly> {
         return add_poly(&outer, &floor_div_poly(&reduced, k / common)?);
     }
     // Nested floors merge: floor((floor(Y / a) + Z) / k) = floor((Y + a*Z) / (a*k)) for
-    // integer Z. Applied only when exactly one varying term has a floor term in it and that
-    // term is the floor term alone with coefficient 1, so the choice is unambiguous.
-    let with_floor: Vec<&(&Monomial, i64)> = varying
+    // integer Z (which may hold other floor terms). Applied when exactly one term is a
+    // floor term alone with coefficient 1, so the choice is unambiguous; with two such
+    // terms either merge is valid and neither is preferred, so none is done. Each merge
+    // removes one floor term, so the recursion ends.
+    let mut candidates = varying
         .iter()
-        .filter(|(m, _)| m.0.iter().any(|a| matches!(a, Atom::Floor(_))))
-        .collect();
-    if let [(mono, 1)] = with_floor.as_slice()
-        && let Some(Atom::Floor(nested)) = mono.single()
-    {
+        .filter_map(|&(mono, coef)| match mono.single() {
+            Some(Atom::Floor(nested)) if coef == 1 => Some((mono, nested)),
+            _ => None,
+        });
+    if let (Some((mono, nested)), None) = (candidates.next(), candidates.next()) {
         let mut rest = inner.clone();
-        rest.remove(*mono);
+        rest.remove(mono);
         let merged = add_poly(&nested.inner, &scale_poly(&rest, nested.divisor)?)?;
         let combined = floor_div_poly(&merged, nested.divisor.checked_mul(k)?)?;
         return add_poly(&outer, &combined);

@@ -247,20 +247,20 @@ fn search(
             if count == 0 {
                 return None;
             }
-            // Odometer over 0..=radius in every coordinate.
-            let mut i = 0;
-            loop {
-                if i == count {
-                    break;
-                }
+            // Odometer over 0..=radius in every coordinate, the last symbol fastest, so
+            // points come in lexicographic order within a shell.
+            let mut i = count;
+            let mut wrapped = true;
+            while i > 0 {
+                i -= 1;
                 offsets[i] += 1;
                 if offsets[i] <= radius {
+                    wrapped = false;
                     break;
                 }
                 offsets[i] = 0;
-                i += 1;
             }
-            if i == count {
+            if wrapped {
                 break;
             }
         }

@@ -316,12 +316,38 @@ impl Preconditions {
                 {
                     return Err(simple);
                 }
-                if !self.constraints.contains(&simple) {
-                    self.constraints.push(simple);
-                }
+                self.record(simple);
                 Ok(())
             }
         }
+    }
+
+    /// Add a simplified constraint unless it repeats or is implied by a recorded bound on
+    /// the same symbol; a new, stronger bound replaces the weaker one (`H >= 3` then
+    /// `H >= 5` lists only `H >= 5`).
+    fn record(&mut self, simple: Constraint) {
+        if self.constraints.contains(&simple) {
+            return;
+        }
+        if let Constraint::AtLeast { dim, min } = &simple
+            && let Some(symbol) = dim.as_symbol()
+        {
+            let weaker = |c: &Constraint| matches!(c, Constraint::AtLeast { dim: d, min: m } if d.as_symbol() == Some(symbol) && m <= min);
+            if self.lower_bound(symbol) >= *min {
+                return;
+            }
+            self.constraints.retain(|c| !weaker(c));
+        }
+        if let Constraint::AtMost { dim, max } = &simple
+            && let Some(symbol) = dim.as_symbol()
+        {
+            let weaker = |c: &Constraint| matches!(c, Constraint::AtMost { dim: d, max: m } if d.as_symbol() == Some(symbol) && m >= max);
+            if self.upper_bound(symbol).is_some_and(|high| high <= *max) {
+                return;
+            }
+            self.constraints.retain(|c| !weaker(c));
+        }
+        self.constraints.push(simple);
     }
 
     /// Require `dim >= min` (an output size must be at least 1: `require_at_least(out, 1)`).
