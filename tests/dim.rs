@@ -6,83 +6,11 @@ use cnn::check::dim::{
     Comparison, Constraint, DimPattern, Preconditions, ShapeMismatch, SymDim, Truth, Unifier,
     UnifyError, compare, may_differ, provably_equal,
 };
+// The very formulas the kernels use, run here on symbols through `SymDim`'s `DimArith`.
+use cnn::tensor::shape::{
+    DimArith, conv_output_size, conv_transpose_output_size, pool_output_size,
+};
 use proptest::prelude::*;
-use std::ops::{Add, Mul, Sub};
-
-// ---------------------------------------------------------------------------------------
-// A copy of the trait and formulas of `src/tensor/shape.rs` (branch `kernels`), so these
-// tests run the very formulas the checker will run. `src/check/dim_arith.rs` holds the
-// real impl, enabled once both branches are merged; the impl below is the same two lines.
-
-trait DimArith:
-    Clone + Add<i64, Output = Self> + Sub<i64, Output = Self> + Mul<i64, Output = Self>
-{
-    fn floor_div(self, divisor: i64) -> Self;
-    fn ceil_div(self, divisor: i64) -> Self;
-}
-
-impl DimArith for i64 {
-    fn floor_div(self, divisor: i64) -> Self {
-        self.div_euclid(divisor)
-    }
-
-    fn ceil_div(self, divisor: i64) -> Self {
-        -((-self).div_euclid(divisor))
-    }
-}
-
-impl DimArith for SymDim {
-    fn floor_div(self, divisor: i64) -> Self {
-        SymDim::floor_div(self, divisor)
-    }
-
-    fn ceil_div(self, divisor: i64) -> Self {
-        SymDim::ceil_div(self, divisor)
-    }
-}
-
-fn effective_kernel(kernel: i64, dilation: i64) -> i64 {
-    dilation * (kernel - 1) + 1
-}
-
-fn conv_output_size<D: DimArith>(
-    input: D,
-    kernel: i64,
-    stride: i64,
-    padding: i64,
-    dilation: i64,
-) -> D {
-    (input + (2 * padding - effective_kernel(kernel, dilation))).floor_div(stride) + 1
-}
-
-fn conv_transpose_output_size<D: DimArith>(
-    input: D,
-    kernel: i64,
-    stride: i64,
-    padding: i64,
-    output_padding: i64,
-    dilation: i64,
-) -> D {
-    (input - 1) * stride + (effective_kernel(kernel, dilation) + output_padding - 2 * padding)
-}
-
-fn pool_output_size<D: DimArith>(
-    input: D,
-    kernel: i64,
-    stride: i64,
-    padding: i64,
-    dilation: i64,
-    ceil_mode: bool,
-) -> D {
-    let span = 2 * padding - effective_kernel(kernel, dilation);
-    let round_up = if ceil_mode {
-        let start_slack = effective_kernel(kernel, dilation) - padding;
-        stride.min(start_slack) - 1
-    } else {
-        0
-    };
-    (input + (span + round_up)).floor_div(stride) + 1
-}
 
 // ---------------------------------------------------------------------------------------
 // Helpers.
