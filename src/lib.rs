@@ -5,6 +5,7 @@
 //! through the functions here, so each sees the same diagnostics.
 
 pub mod builtins;
+pub mod check;
 pub mod cli;
 pub mod eval;
 pub mod explain;

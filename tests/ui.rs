@@ -46,3 +46,24 @@ fn every_ui_case_reports_the_code_in_its_name() {
         assert_eq!(codes, vec![code], "{stem}");
     }
 }
+
+/// Codes whose `cnn explain` example runs in the language as it is today: each must report
+/// exactly that code. (Most examples, and every fixed example, use tensors and layers; as
+/// those land, their codes join this list, and each fixed example must run clean.) The
+/// list grows until it is every code of LANGUAGE.md §10.
+const REPORTED_CODES: &[&str] = &["E0101", "E0102", "E0103", "E0104", "E0201", "E0203"];
+
+#[test]
+fn explain_examples_report_their_code() {
+    for &code in REPORTED_CODES {
+        let examples = cnn::explain::examples(code).expect("every code has examples");
+        let source = SourceFile::new(format!("{code}.cnn"), examples.erroneous);
+        let (codes, rendered) = cnn::on_big_stack(move || {
+            let t = cnn::run_captured(&source);
+            let codes: Vec<String> = t.problems.iter().filter_map(|p| p.code()).collect();
+            let rendered = cnn::report::render_all(&t.problems, Format::Plain { width: 80 });
+            (codes, rendered)
+        });
+        assert_eq!(codes, [code], "{}\n{rendered}", examples.erroneous);
+    }
+}
