@@ -36,10 +36,22 @@ pub fn check(source: &SourceFile) -> Result<Checked, Vec<Problem>> {
             .map(|e| Problem::new(e, source))
             .collect::<Vec<_>>()
     })?;
-    Ok(Checked {
-        program,
-        warnings: Vec::new(),
-    })
+    let found = check::check_program(&program);
+    let warnings: Vec<Problem> = found
+        .warnings
+        .into_iter()
+        .map(|w| Problem::new(w, source))
+        .collect();
+    if !found.errors.is_empty() {
+        let mut problems: Vec<Problem> = found
+            .errors
+            .into_iter()
+            .map(|e| Problem::new(e, source))
+            .collect();
+        problems.extend(warnings);
+        return Err(problems);
+    }
+    Ok(Checked { program, warnings })
 }
 
 /// Why a run stopped early.

@@ -1,10 +1,29 @@
-//! The static checker: an abstract interpreter over types and shapes, never values.
-//!
-//! Today this holds only [`dim`], the symbolic dimensions the checker computes with
-//! (`N`, `2*H`, `(H - 1)//2 + 1`): their normal form, preconditions, counterexamples and
-//! the matching of a net's declared input dims.
+//! The static checker: an abstract interpreter over types and shapes, never values
+//! (LANGUAGE.md §9). [`check_program`] walks a parsed program once and collects every
+//! error it is certain of; whatever it cannot know is unknown and reported by nobody, so
+//! the same checks run at run time with the same diagnostics.
 
 #![warn(missing_docs)]
 
 pub mod dim;
 mod dim_arith;
+pub mod error;
+mod layers;
+mod ops;
+pub mod rules;
+pub mod ty;
+mod walk;
+
+pub use error::{CheckError, CheckWarning};
+pub use walk::Problems;
+
+use crate::syntax::ast::Program;
+
+/// Checks a whole program: every error found, the warnings, and each `let`'s type.
+pub fn check_program(program: &Program) -> Problems {
+    let mut checker = walk::Checker::new(program);
+    for stmt in &program.stmts {
+        checker.stmt(stmt);
+    }
+    checker.problems
+}

@@ -1,0 +1,250 @@
+//! The checker's diagnostics. Shape errors reuse the interpreter's [`TensorDiagnostic`], so
+//! a mistake found before the run reads exactly as the same mistake found while running.
+
+use miette::Diagnostic;
+use thiserror::Error;
+
+use crate::eval::tensor_error::TensorDiagnostic;
+use crate::source::Span;
+
+/// An error found by `cnn check`.
+#[derive(Debug, Error, Diagnostic, Clone, PartialEq)]
+pub enum CheckError {
+    /// A name that nothing declares: `let y = x @ weigth` after `let weight = ...`.
+    #[error("undefined name `{name}`")]
+    #[diagnostic(code(E0201))]
+    UndefinedName {
+        /// The name as written.
+        name: String,
+        /// Where it was used.
+        #[label("not defined here")]
+        span: Span,
+        /// The closest visible name, or how to declare it.
+        #[help]
+        help: String,
+    },
+
+    /// More positional arguments than the callee takes: `Flatten(1, 2, 3)`.
+    #[error("`{callee}` takes at most {max} positional argument{s}, got {given}", s = if *max == 1 { "" } else { "s" })]
+    #[diagnostic(code(E0203))]
+    TooManyArguments {
+        /// The function called.
+        callee: String,
+        /// How many it takes.
+        max: usize,
+        /// How many were passed.
+        given: usize,
+        /// The first surplus argument.
+        #[label("unexpected argument")]
+        span: Span,
+        /// The signature.
+        #[help]
+        help: String,
+    },
+
+    /// A keyword that names no parameter: `Conv2d(1, 8, kernal_size=3)`.
+    #[error("`{callee}` has no parameter `{name}`")]
+    #[diagnostic(code(E0204))]
+    UnknownKeyword {
+        /// The function called.
+        callee: String,
+        /// The keyword as written.
+        name: String,
+        /// The keyword.
+        #[label("unknown keyword")]
+        span: Span,
+        /// The closest parameter, or the signature.
+        #[help]
+        help: String,
+    },
+
+    /// A required parameter left out: `Conv2d(1, 8)`.
+    #[error("`{callee}` is missing its argument `{name}`")]
+    #[diagnostic(code(E0205))]
+    MissingArgument {
+        /// The function called.
+        callee: String,
+        /// The parameter without a value.
+        name: String,
+        /// The call.
+        #[label("`{name}` not given")]
+        span: Span,
+        /// How to pass it.
+        #[help]
+        help: String,
+    },
+
+    /// One parameter given twice: `Linear(4, 2, in_features=4)`.
+    #[error("`{callee}` got two values for `{name}`")]
+    #[diagnostic(code(E0206))]
+    ArgumentGivenTwice {
+        /// The function called.
+        callee: String,
+        /// The parameter.
+        name: String,
+        /// The second value.
+        #[label("given again here")]
+        span: Span,
+        /// The first value.
+        #[label("first given here")]
+        first: Span,
+    },
+
+    /// Plain assignment to a name no `let` declared: `totl = 1`.
+    #[error("assignment to undeclared name `{name}`")]
+    #[diagnostic(code(E0208))]
+    AssignToUndeclared {
+        /// The name assigned.
+        name: String,
+        /// The target.
+        #[label("not declared")]
+        span: Span,
+        /// `let`, or the closest declared name.
+        #[help]
+        help: String,
+    },
+
+    /// Two dims that must be equal and may differ:
+    /// `cat([x, x |> Conv2d(8, 8, 3, stride=2, padding=1) |> ConvTranspose2d(8, 8, 2, stride=2)], 1)`
+    /// on `[N, 8, H, W]` (odd `H`).
+    #[error("dims must be equal and may differ: {left} vs {right}")]
+    #[diagnostic(code(E0312))]
+    MayDiffer {
+        /// The first dim.
+        left: String,
+        /// The second dim.
+        right: String,
+        /// The operation that needs them equal.
+        #[label("{what}")]
+        span: Span,
+        /// What needs them equal.
+        what: String,
+        /// The counterexample.
+        #[help]
+        help: String,
+    },
+
+    /// An argument that does not fit a net's declared input: `RGB()(randn(1, 1, 8, 8))`
+    /// for `input x: [N, 3, H, W]`.
+    #[error("argument does not match the net's declared input: {detail}")]
+    #[diagnostic(code(E0315))]
+    NetInput {
+        /// What differs.
+        detail: String,
+        /// The argument.
+        #[label("this is {actual}")]
+        span: Span,
+        /// Its shape.
+        actual: String,
+        /// The declaration.
+        #[label("declared here as {declared}")]
+        declared_at: Span,
+        /// The declared shape.
+        declared: String,
+        /// The fix.
+        #[help]
+        help: String,
+    },
+
+    /// A shape error, reported exactly as the interpreter reports it.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Shape(Box<TensorDiagnostic>),
+}
+
+/// A warning found by `cnn check`; it does not stop the run.
+#[derive(Debug, Error, Diagnostic, Clone, PartialEq)]
+pub enum CheckWarning {
+    /// A strided window that leaves rows or columns of its input unused:
+    /// `Conv2d(1, 1, 3, stride=2)(randn(1, 1, 8, 8))`.
+    #[error("{op} drops the last {dropped} {what} of its input")]
+    #[diagnostic(code(W0301), severity(Warning))]
+    DropsRows {
+        /// The op.
+        op: String,
+        /// How many rows or columns are never covered.
+        dropped: i64,
+        /// "rows" or "columns".
+        what: &'static str,
+        /// The call.
+        #[label("(in + 2p - d*(k-1) - 1) % s = {dropped}")]
+        span: Span,
+        /// The fix.
+        #[help]
+        help: String,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eval::tensor_error::{TensorCode, TensorDiagnostic};
+
+    #[test]
+    fn no_two_variants_share_a_code() {
+        let s = Span::new(0, 0);
+        let all = [
+            CheckError::UndefinedName {
+                name: String::new(),
+                span: s,
+                help: String::new(),
+            },
+            CheckError::TooManyArguments {
+                callee: String::new(),
+                max: 0,
+                given: 0,
+                span: s,
+                help: String::new(),
+            },
+            CheckError::UnknownKeyword {
+                callee: String::new(),
+                name: String::new(),
+                span: s,
+                help: String::new(),
+            },
+            CheckError::MissingArgument {
+                callee: String::new(),
+                name: String::new(),
+                span: s,
+                help: String::new(),
+            },
+            CheckError::ArgumentGivenTwice {
+                callee: String::new(),
+                name: String::new(),
+                span: s,
+                first: s,
+            },
+            CheckError::AssignToUndeclared {
+                name: String::new(),
+                span: s,
+                help: String::new(),
+            },
+            CheckError::MayDiffer {
+                left: String::new(),
+                right: String::new(),
+                span: s,
+                what: String::new(),
+                help: String::new(),
+            },
+            CheckError::NetInput {
+                detail: String::new(),
+                span: s,
+                actual: String::new(),
+                declared_at: s,
+                declared: String::new(),
+                help: String::new(),
+            },
+            CheckError::Shape(Box::new(TensorDiagnostic::new(
+                TensorCode::Broadcast,
+                "",
+                s,
+                "",
+            ))),
+        ];
+        let mut codes: Vec<String> = all.iter().map(|e| e.code().unwrap().to_string()).collect();
+        codes.sort();
+        let n = codes.len();
+        codes.dedup();
+        assert_eq!(codes.len(), n);
+    }
+}

@@ -1,0 +1,453 @@
+//! Layers: construction (E0311 through `tensor::shape`'s checks) and application (E0301 to
+//! E0305, with the numbers substituted), on concrete or symbolic shapes.
+
+use std::rc::Rc;
+
+use super::dim::SymDim;
+use super::error::{CheckError, CheckWarning};
+use super::rules::{Bound, default_ty, pair};
+use super::ty::{Grad, LayerTy, TensorTy, Ty, shape_string};
+use super::walk::{Checker, derived};
+use crate::builtins::BuiltinDef;
+use crate::eval::tensor_error::{TensorCode, TensorDiagnostic};
+use crate::source::Span;
+use crate::tensor::shape::{self, ShapeError, SpatialOp};
+
+impl LayerTy {
+    /// The argument `name` (its default when not given), and where it was written.
+    fn arg(&self, name: &str) -> (Ty, Option<Span>) {
+        match self.def.0.params.iter().position(|p| p.name == name) {
+            Some(i) => match &self.args[i] {
+                Some((t, s)) => (t.clone(), Some(*s)),
+                None => (default_ty(self.def.0.params[i].default), None),
+            },
+            None => (Ty::Unknown, None),
+        }
+    }
+
+    fn int(&self, name: &str) -> Option<i64> {
+        self.arg(name).0.as_int()
+    }
+
+    fn pair(&self, name: &str) -> Option<[i64; 2]> {
+        pair(&self.arg(name).0)
+    }
+
+    fn at(&self, name: &str) -> Span {
+        self.arg(name).1.unwrap_or(self.span)
+    }
+}
+
+/// A spatial layer's window, when every number is known.
+struct Window {
+    op: SpatialOp,
+    kernel: [i64; 2],
+    stride: [i64; 2],
+    padding: [i64; 2],
+    dilation: [i64; 2],
+    output_padding: [i64; 2],
+    ceil_mode: bool,
+}
+
+fn window(l: &LayerTy) -> Option<Window> {
+    let (op, stride) = match l.kind {
+        "Conv2d" => (SpatialOp::Conv2d, l.pair("stride")?),
+        "ConvTranspose2d" => (SpatialOp::ConvTranspose2d, l.pair("stride")?),
+        "MaxPool2d" | "AvgPool2d" => {
+            let op = if l.kind == "MaxPool2d" {
+                SpatialOp::MaxPool2d
+            } else {
+                SpatialOp::AvgPool2d
+            };
+            let stride = match l.arg("stride").0 {
+                Ty::None => l.pair("kernel_size")?,
+                t => pair(&t)?,
+            };
+            (op, stride)
+        }
+        _ => return None,
+    };
+    let ceil_mode = match l.arg("ceil_mode").0 {
+        Ty::Bool(Some(b)) => b,
+        Ty::Unknown | Ty::None => false,
+        _ => return None,
+    };
+    Some(Window {
+        op,
+        kernel: l.pair("kernel_size")?,
+        stride,
+        padding: l.pair("padding")?,
+        dilation: if l.kind == "AvgPool2d" {
+            [1, 1]
+        } else {
+            l.pair("dilation")?
+        },
+        output_padding: if l.kind == "ConvTranspose2d" {
+            l.pair("output_padding")?
+        } else {
+            [0, 0]
+        },
+        ceil_mode,
+    })
+}
+
+fn invalid(err: ShapeError, at: Span, label: &str) -> CheckError {
+    CheckError::Shape(Box::new(
+        TensorDiagnostic::new(TensorCode::InvalidConfig, err.to_string(), at, label)
+            .with_help("see LANGUAGE.md §7 for the valid ranges"),
+    ))
+}
+
+impl Checker {
+    /// A layer constructor: E0311 for a configuration no input can fix.
+    pub(super) fn build_layer(&mut self, def: &'static BuiltinDef, b: &Bound, span: Span) -> Ty {
+        let layer = LayerTy {
+            kind: def.name,
+            args: b.slots.clone(),
+            def: super::ty::BuiltinRef(def),
+            rest: b.rest.clone(),
+            span,
+        };
+        if let Some(w) = window(&layer) {
+            let mut errors = Vec::new();
+            for axis in 0..2 {
+                let r = shape::check_window(
+                    w.op,
+                    w.kernel[axis],
+                    w.stride[axis],
+                    w.padding[axis],
+                    w.dilation[axis],
+                );
+                if let Err(e) = r {
+                    let at = match e {
+                        ShapeError::NonPositiveStride { .. } => layer.at("stride"),
+                        ShapeError::NegativePadding { .. } => layer.at("padding"),
+                        ShapeError::NonPositiveDilation { .. } => layer.at("dilation"),
+                        _ => layer.at("kernel_size"),
+                    };
+                    errors.push(invalid(e, at, "invalid value"));
+                    break;
+                }
+                if w.op == SpatialOp::ConvTranspose2d
+                    && let Err(e) = shape::check_output_padding(
+                        w.output_padding[axis],
+                        w.stride[axis],
+                        w.dilation[axis],
+                    )
+                {
+                    errors.push(invalid(
+                        e,
+                        layer.at("output_padding"),
+                        "must be smaller than stride or dilation",
+                    ));
+                    break;
+                }
+                if matches!(w.op, SpatialOp::MaxPool2d | SpatialOp::AvgPool2d)
+                    && let Err(e) = shape::check_pool_padding(
+                        w.op,
+                        w.kernel[axis],
+                        w.padding[axis],
+                        w.dilation[axis],
+                    )
+                {
+                    errors.push(invalid(e, layer.at("padding"), "at most half the window"));
+                    break;
+                }
+            }
+            if matches!(w.op, SpatialOp::Conv2d | SpatialOp::ConvTranspose2d)
+                && errors.is_empty()
+                && let (Some(i), Some(o), Some(g)) = (
+                    layer.int("in_channels"),
+                    layer.int("out_channels"),
+                    layer.int("groups"),
+                )
+                && let Err(e) = shape::check_groups(w.op, g, i, o)
+            {
+                errors.push(invalid(
+                    e,
+                    layer.at("groups"),
+                    "must divide both channel counts",
+                ));
+            }
+            if !errors.is_empty() {
+                for e in errors {
+                    self.error(e);
+                }
+                return Ty::Unknown;
+            }
+        }
+        Ty::Layer(Rc::new(layer))
+    }
+
+    /// A layer applied to `input`.
+    pub(super) fn apply_layer(&mut self, l: &Rc<LayerTy>, input: &Ty, at: Span, span: Span) -> Ty {
+        let Ty::Tensor(t) = input else {
+            return Ty::Unknown;
+        };
+        let grad = if self.no_grad {
+            Grad::No
+        } else {
+            Grad::Unknown
+        };
+        let keep = |t: &TensorTy| {
+            Ty::Tensor(TensorTy {
+                shape: t.shape.clone(),
+                grad: derived(t.grad, false),
+            })
+        };
+        let unknown = Ty::Tensor(TensorTy { shape: None, grad });
+        match l.kind {
+            "ReLU" | "LeakyReLU" | "Sigmoid" | "Tanh" | "Softmax" | "Identity" | "Dropout" => {
+                keep(t)
+            }
+            "Sequential" => {
+                let mut x = input.clone();
+                for (layer, s) in &l.rest {
+                    x = match layer {
+                        Ty::Layer(inner) => self.apply_layer(inner, &x, at, *s),
+                        _ => return Ty::Unknown,
+                    };
+                }
+                x
+            }
+            "Flatten" => {
+                let (Some(shape), Some(start), Some(end)) =
+                    (&t.shape, l.int("start_dim"), l.int("end_dim"))
+                else {
+                    return unknown;
+                };
+                let n = shape.len() as i64;
+                let s = if start < 0 { start + n } else { start };
+                let e = if end < 0 { end + n } else { end };
+                if n == 0 || s < 0 || e >= n || s > e {
+                    return unknown;
+                }
+                let (s, e) = (s as usize, e as usize);
+                let mut out: Vec<SymDim> = shape[..s].to_vec();
+                out.push(
+                    shape[s..=e]
+                        .iter()
+                        .cloned()
+                        .fold(SymDim::constant(1), |a, b| a * b),
+                );
+                out.extend_from_slice(&shape[e + 1..]);
+                Ty::Tensor(TensorTy {
+                    shape: Some(out),
+                    grad,
+                })
+            }
+            "Linear" => {
+                let (Some(shape), Some(fin), Some(fout)) =
+                    (&t.shape, l.int("in_features"), l.int("out_features"))
+                else {
+                    return unknown;
+                };
+                let Some(last) = shape.last() else {
+                    return unknown;
+                };
+                if let Some(actual) = last.as_const()
+                    && actual != fin
+                {
+                    let mut d = TensorDiagnostic::new(
+                        TensorCode::LinearFeatures,
+                        format!("Linear expects {fin} input features, the input has {actual}"),
+                        l.at("in_features"),
+                        format!("in_features is {fin}"),
+                    )
+                    .with_label(
+                        at,
+                        format!(
+                            "input is {}: {actual} features in its last dim",
+                            shape_string(shape)
+                        ),
+                    );
+                    let help = if shape.len() > 2 {
+                        let feats = shape[1..]
+                            .iter()
+                            .cloned()
+                            .fold(SymDim::constant(1), |a, b| a * b);
+                        format!(
+                            "flatten the input first with `Flatten()`: it then has {feats} features, so use Linear({feats}, {fout})"
+                        )
+                    } else {
+                        format!("use Linear({actual}, {fout})")
+                    };
+                    d = d.with_help(help);
+                    self.error(CheckError::Shape(Box::new(d)));
+                    return Ty::Unknown;
+                }
+                let mut out = shape.clone();
+                if let Some(last) = out.last_mut() {
+                    *last = SymDim::constant(fout);
+                }
+                Ty::Tensor(TensorTy {
+                    shape: Some(out),
+                    grad,
+                })
+            }
+            "Conv2d" | "ConvTranspose2d" | "MaxPool2d" | "AvgPool2d" => {
+                self.apply_spatial(l, t, at, span, grad)
+            }
+            _ => unknown,
+        }
+    }
+
+    fn apply_spatial(&mut self, l: &LayerTy, t: &TensorTy, at: Span, span: Span, grad: Grad) -> Ty {
+        let unknown = Ty::Tensor(TensorTy { shape: None, grad });
+        let Some(shape) = &t.shape else {
+            return unknown;
+        };
+        let conv = matches!(l.kind, "Conv2d" | "ConvTranspose2d");
+        let input_label = format!("input is {}", shape_string(shape));
+        if shape.len() != 3 && shape.len() != 4 {
+            let mut d = TensorDiagnostic::new(
+                TensorCode::WrongRank,
+                format!("{}: expected a 3-D [C, H, W] or 4-D [N, C, H, W] tensor, got a tensor of shape {}", l.kind, shape_string(shape)),
+                at,
+                format!("this is {}-D", shape.len()),
+            )
+            .with_label(l.span, "the layer was built here");
+            if shape.len() == 2 {
+                d = d.with_help(
+                    "add the missing dims with `.unsqueeze(0)` (twice for [N, C, H, W])",
+                );
+            }
+            self.error(CheckError::Shape(Box::new(d)));
+            return Ty::Unknown;
+        }
+        let c_axis = shape.len() - 3;
+        if conv
+            && let (Some(expected), Some(actual)) = (l.int("in_channels"), shape[c_axis].as_const())
+            && expected != actual
+        {
+            let ch = |n: i64| format!("{n} channel{}", if n == 1 { "" } else { "s" });
+            let words = if l.kind == "Conv2d" {
+                "convolution"
+            } else {
+                "transposed convolution"
+            };
+            let d = TensorDiagnostic::new(
+                TensorCode::ChannelMismatch,
+                format!(
+                    "channel mismatch: the {words} expects {}, the input has {actual}",
+                    ch(expected)
+                ),
+                at,
+                format!("{input_label}: {} in dim {c_axis}", ch(actual)),
+            )
+            .with_label(l.at("in_channels"), format!("in_channels is {expected}"))
+            .with_help(format!(
+                "make in_channels {actual}, or write `_` to infer it from the input"
+            ));
+            self.error(CheckError::Shape(Box::new(d)));
+            return Ty::Unknown;
+        }
+        let Some(w) = window(l) else { return unknown };
+        if w.ceil_mode {
+            return unknown;
+        }
+        let mut out = shape.clone();
+        let mut sizes = [0i64; 2];
+        for axis in 0..2 {
+            let input = shape[c_axis + 1 + axis].clone();
+            let (k, s, p, d) = (
+                w.kernel[axis],
+                w.stride[axis],
+                w.padding[axis],
+                w.dilation[axis],
+            );
+            let dim = match w.op {
+                SpatialOp::ConvTranspose2d => shape::conv_transpose_output_size(
+                    input.clone(),
+                    k,
+                    s,
+                    p,
+                    w.output_padding[axis],
+                    d,
+                ),
+                SpatialOp::Conv2d => shape::conv_output_size(input.clone(), k, s, p, d),
+                _ => shape::pool_output_size(input.clone(), k, s, p, d, false),
+            };
+            if let Some(n) = input.as_const() {
+                let o = dim.as_const().unwrap_or(1);
+                sizes[axis] = o;
+                if o >= 1 && s > 1 && w.op != SpatialOp::ConvTranspose2d {
+                    let dropped = (n + 2 * p - d * (k - 1) - 1) % s;
+                    if dropped != 0 {
+                        self.problems.warnings.push(CheckWarning::DropsRows {
+                            op: l.kind.to_string(),
+                            dropped,
+                            what: if axis == 0 { "rows" } else { "columns" },
+                            span,
+                            help: format!("pad the input by {} or choose sizes with (in + 2p - d*(k-1) - 1) divisible by the stride", s - dropped),
+                        });
+                    }
+                }
+            } else {
+                sizes[axis] = 1;
+            }
+            out[c_axis + 1 + axis] = dim;
+        }
+        if let Some(axis) = (0..2).find(|&a| sizes[a] < 1) {
+            let n = shape[c_axis + 1 + axis].as_const().unwrap_or(0);
+            let hw: Vec<i64> = (0..2)
+                .map(|a| shape[c_axis + 1 + a].as_const().unwrap_or(0))
+                .collect();
+            let (k, s, p, d, o) = (
+                w.kernel[axis],
+                w.stride[axis],
+                w.padding[axis],
+                w.dilation[axis],
+                w.output_padding[axis],
+            );
+            let diag = if w.op == SpatialOp::ConvTranspose2d {
+                let full = |a: usize| {
+                    (hw[a] - 1) * w.stride[a]
+                        + w.dilation[a] * (w.kernel[a] - 1)
+                        + 1
+                        + w.output_padding[a]
+                };
+                TensorDiagnostic::new(
+                    TensorCode::TransposedOutputEmpty,
+                    format!("transposed convolution output would be {} x {}", sizes[0], sizes[1]),
+                    l.at("padding"),
+                    format!("padding {p} crops {p} rows from each side of a {} x {} result", full(0), full(1)),
+                )
+                .with_label(at, input_label)
+                .with_help(format!(
+                    "H_out = (H_in - 1)*stride - 2*padding + dilation*(kernel_size - 1) + output_padding + 1\n      = ({n} - 1)*{s} - 2*{p} + {d}*({k} - 1) + {o} + 1 = {}\npadding can be at most {} here",
+                    sizes[axis],
+                    (full(axis) - 1) / 2
+                ))
+            } else {
+                let extent = d * (k - 1) + 1;
+                let words = match w.op {
+                    SpatialOp::Conv2d => "convolution",
+                    SpatialOp::MaxPool2d => "max pooling",
+                    _ => "average pooling",
+                };
+                TensorDiagnostic::new(
+                    TensorCode::ConvOutputEmpty,
+                    format!("{words} output would be {} x {}", sizes[0], sizes[1]),
+                    l.at("kernel_size"),
+                    format!("kernel {} x {} spans {extent} {} but the padded input has {}", w.kernel[0], w.kernel[1], if axis == 0 { "rows" } else { "columns" }, n + 2 * p),
+                )
+                .with_label(at, input_label)
+                .with_help(format!(
+                    "H_out = floor((H_in + 2*padding - dilation*(kernel_size - 1) - 1)/stride) + 1\n      = floor(({n} + 2*{p} - {d}*({k} - 1) - 1)/{s}) + 1 = {}\nuse padding of at least {}, a smaller kernel, or a larger input",
+                    sizes[axis],
+                    (extent - n + 1) / 2
+                ))
+            };
+            self.error(CheckError::Shape(Box::new(diag)));
+            return Ty::Unknown;
+        }
+        if conv && let Some(c) = l.int("out_channels") {
+            out[c_axis] = SymDim::constant(c);
+        }
+        Ty::Tensor(TensorTy {
+            shape: Some(out),
+            grad,
+        })
+    }
+}

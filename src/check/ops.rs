@@ -1,0 +1,352 @@
+//! Operators and tensor methods: broadcasting (E0306), matmul (E0307), views and reshapes
+//! (E0308, E0309), backward (E0401) and in-place writes (E0403).
+
+use super::dim::SymDim;
+use super::rules::concrete_usize;
+use super::ty::{Grad, TensorTy, Ty};
+use super::walk::{Checker, TyArg, combined, derived};
+use crate::builtins::methods;
+use crate::eval::tensor_error::{TensorCode, TensorDiagnostic};
+use crate::source::Span;
+use crate::syntax::ast::{BinOp, Ident};
+use crate::tensor::TensorError;
+
+use super::error::CheckError;
+
+fn int_op(op: BinOp, a: i64, b: i64) -> Option<i64> {
+    match op {
+        BinOp::Add => a.checked_add(b),
+        BinOp::Sub => a.checked_sub(b),
+        BinOp::Mul => a.checked_mul(b),
+        BinOp::FloorDiv if b != 0 => {
+            Some(a.div_euclid(b) - i64::from(b < 0 && a.rem_euclid(b) != 0))
+        }
+        BinOp::Mod if b != 0 => Some(((a % b) + b) % b),
+        _ => None,
+    }
+}
+
+impl Checker {
+    pub(super) fn binary_ty(&mut self, op: BinOp, l: &Ty, r: &Ty, _ls: Span, rs: Span) -> Ty {
+        let span = _ls.merge(rs);
+        match (l, r) {
+            (Ty::Tensor(a), Ty::Tensor(b)) => {
+                let grad = combined(a.grad, b.grad, self.no_grad);
+                if op == BinOp::MatMul {
+                    return self.matmul(a, b, span, grad);
+                }
+                if matches!(op, BinOp::And | BinOp::Or | BinOp::Range) {
+                    return Ty::Unknown;
+                }
+                let grad = if matches!(
+                    op,
+                    BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge
+                ) {
+                    Grad::No
+                } else {
+                    grad
+                };
+                let shape = match (&a.shape, &b.shape) {
+                    (Some(x), Some(y)) => self.broadcast(op, x, y, span),
+                    _ => None,
+                };
+                match shape {
+                    Some(Err(())) => Ty::Unknown,
+                    Some(Ok(s)) => Ty::Tensor(TensorTy {
+                        shape: Some(s),
+                        grad,
+                    }),
+                    None => Ty::Tensor(TensorTy { shape: None, grad }),
+                }
+            }
+            (Ty::Tensor(t), Ty::Int(_) | Ty::Float | Ty::Bool(_))
+            | (Ty::Int(_) | Ty::Float | Ty::Bool(_), Ty::Tensor(t)) => {
+                if matches!(op, BinOp::MatMul | BinOp::And | BinOp::Or | BinOp::Range) {
+                    return Ty::Unknown;
+                }
+                Ty::Tensor(TensorTy {
+                    shape: t.shape.clone(),
+                    grad: derived(t.grad, self.no_grad),
+                })
+            }
+            (Ty::Int(a), Ty::Int(b)) => match op {
+                BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::FloorDiv | BinOp::Mod => {
+                    Ty::Int(a.zip(*b).and_then(|(a, b)| int_op(op, a, b)))
+                }
+                BinOp::Div => Ty::Float,
+                BinOp::Pow => Ty::Unknown,
+                BinOp::Range => Ty::Range,
+                BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => {
+                    Ty::Bool(None)
+                }
+                _ => Ty::Unknown,
+            },
+            (Ty::List(Some(a)), Ty::List(Some(b))) if op == BinOp::Add => {
+                Ty::List(Some(a.iter().chain(b).cloned().collect()))
+            }
+            (_, _) if matches!(op, BinOp::Range) => Ty::Range,
+            _ => Ty::Unknown,
+        }
+    }
+
+    /// Broadcasts two shapes: E0306 when two constant dims differ and neither is 1.
+    fn broadcast(
+        &mut self,
+        op: BinOp,
+        x: &[SymDim],
+        y: &[SymDim],
+        span: Span,
+    ) -> Option<Result<Vec<SymDim>, ()>> {
+        let n = x.len().max(y.len());
+        let mut out = Vec::with_capacity(n);
+        for i in 0..n {
+            let a = (i + x.len()).checked_sub(n).map(|k| &x[k]);
+            let b = (i + y.len()).checked_sub(n).map(|k| &y[k]);
+            let d = match (a, b) {
+                (Some(a), None) => a.clone(),
+                (None, Some(b)) => b.clone(),
+                (Some(a), Some(b)) => match (a.as_const(), b.as_const()) {
+                    (Some(1), _) => b.clone(),
+                    (_, Some(1)) => a.clone(),
+                    (Some(p), Some(q)) if p != q => {
+                        let (Some(xs), Some(ys)) = (concrete(x), concrete(y)) else {
+                            return None;
+                        };
+                        let name = match op {
+                            BinOp::Add => "add",
+                            BinOp::Sub => "sub",
+                            BinOp::Mul => "mul",
+                            BinOp::Div => "div",
+                            _ => return None,
+                        };
+                        self.tensor_error(
+                            TensorError::Broadcast {
+                                op: name,
+                                lhs: concrete_usize(&xs),
+                                rhs: concrete_usize(&ys),
+                            },
+                            span,
+                        );
+                        return Some(Err(()));
+                    }
+                    _ if a == b => a.clone(),
+                    _ => SymDim::unknown(),
+                },
+                (None, None) => SymDim::unknown(),
+            };
+            out.push(d);
+        }
+        Some(Ok(out))
+    }
+
+    fn matmul(&mut self, a: &TensorTy, b: &TensorTy, span: Span, grad: Grad) -> Ty {
+        let unknown = Ty::Tensor(TensorTy { shape: None, grad });
+        let (Some(x), Some(y)) = (&a.shape, &b.shape) else {
+            return unknown;
+        };
+        if x.len() != 2 || y.len() != 2 {
+            return unknown;
+        }
+        if let (Some(p), Some(q)) = (x[1].as_const(), y[0].as_const())
+            && p != q
+        {
+            if let (Some(xs), Some(ys)) = (concrete(x), concrete(y)) {
+                self.tensor_error(
+                    TensorError::MatmulMismatch {
+                        op: "matmul",
+                        lhs: concrete_usize(&xs),
+                        rhs: concrete_usize(&ys),
+                        lhs_inner: p as usize,
+                        rhs_inner: q as usize,
+                    },
+                    span,
+                );
+                return Ty::Unknown;
+            }
+            return unknown;
+        }
+        Ty::Tensor(TensorTy::of(vec![x[0].clone(), y[1].clone()], grad))
+    }
+
+    /// `object.name(args)`.
+    pub(super) fn method(
+        &mut self,
+        o: &Ty,
+        _ospan: Span,
+        name: &Ident,
+        args: &[TyArg],
+        span: Span,
+    ) -> Ty {
+        let Ty::Tensor(t) = o else {
+            return Ty::Unknown;
+        };
+        let Some(def) = methods::find(methods::TENSOR_METHODS, &name.name) else {
+            return Ty::Unknown;
+        };
+        let Some(b) = self.bind(def, args, span) else {
+            return Ty::Unknown;
+        };
+        let grad = derived(t.grad, self.no_grad);
+        let unknown = Ty::Tensor(TensorTy { shape: None, grad });
+        let m: &str = &name.name;
+        if super::rules::INPLACE_METHODS.contains(&m) {
+            self.check_inplace(t, span);
+            return Ty::Tensor(t.clone());
+        }
+        if m == "backward" {
+            if t.grad == Grad::No && self.certain && self.grad_tracked {
+                let d = TensorDiagnostic::new(TensorCode::BackwardWithoutGrad, "backward: the tensor does not require grad and has no grad_fn", span, "nothing to differentiate")
+                    .with_help("the tensor was computed only from tensors that do not require grad; create the leaves with `requires_grad=true` (and not under `no_grad`)");
+                self.error(CheckError::Shape(Box::new(d)));
+            }
+            return Ty::None;
+        }
+        if super::rules::SAME_SHAPE_METHODS.contains(&m) {
+            return Ty::Tensor(TensorTy {
+                shape: t.shape.clone(),
+                grad,
+            });
+        }
+        let Some(shape) = &t.shape else {
+            return match m {
+                "item" => Ty::Float,
+                "numel" => Ty::Int(None),
+                "detach" => Ty::Tensor(TensorTy {
+                    shape: None,
+                    grad: Grad::No,
+                }),
+                _ => {
+                    if def.name.ends_with('_') {
+                        Ty::Unknown
+                    } else {
+                        unknown
+                    }
+                }
+            };
+        };
+        let n = shape.len() as i64;
+        let ints = |b: &super::rules::Bound| -> Option<Vec<i64>> {
+            match b.rest.as_slice() {
+                [(Ty::List(Some(items)), _)] => items.iter().map(Ty::as_int).collect(),
+                items => items.iter().map(|(t, _)| t.as_int()).collect(),
+            }
+        };
+        match m {
+            "detach" => Ty::Tensor(TensorTy {
+                shape: t.shape.clone(),
+                grad: Grad::No,
+            }),
+            "item" => Ty::Float,
+            "numel" => Ty::Int(concrete(shape).map(|s| s.iter().product())),
+            "unsqueeze" | "squeeze" | "transpose" | "t"
+                if m != "squeeze" || b.slots.first().is_some_and(|s| s.is_some()) =>
+            {
+                let dims: Vec<i64> = match m {
+                    "t" => {
+                        return if n == 2 {
+                            Ty::Tensor(TensorTy::of(vec![shape[1].clone(), shape[0].clone()], grad))
+                        } else {
+                            unknown
+                        };
+                    }
+                    _ => match b
+                        .slots
+                        .iter()
+                        .flatten()
+                        .map(|(t, _)| t.as_int())
+                        .collect::<Option<Vec<_>>>()
+                    {
+                        Some(d) => d,
+                        None => return unknown,
+                    },
+                };
+                let range = if m == "unsqueeze" { n + 1 } else { n.max(1) };
+                for (&d, (_, at)) in dims.iter().zip(b.slots.iter().flatten()) {
+                    if d < -range || d >= range {
+                        if let Some(s) = concrete(shape) {
+                            let op = match m {
+                                "unsqueeze" => "unsqueeze",
+                                "squeeze" => "squeeze",
+                                _ => "transpose",
+                            };
+                            let err = TensorError::DimOutOfRange {
+                                op,
+                                dim: d,
+                                shape: concrete_usize(&s),
+                                range: range as usize,
+                            };
+                            self.tensor_error(err, *at);
+                            return Ty::Unknown;
+                        }
+                        return unknown;
+                    }
+                }
+                let norm = |d: i64| (if d < 0 { d + range } else { d }) as usize;
+                let mut out = shape.clone();
+                match m {
+                    "unsqueeze" => out.insert(norm(dims[0]), SymDim::constant(1)),
+                    "squeeze" => {
+                        if n == 0 {
+                            return unknown;
+                        }
+                        let k = norm(dims[0]);
+                        match out[k].as_const() {
+                            Some(1) => {
+                                out.remove(k);
+                            }
+                            Some(_) => {}
+                            None => return unknown,
+                        }
+                    }
+                    _ => {
+                        if dims.len() != 2 || n == 0 {
+                            return unknown;
+                        }
+                        out.swap(norm(dims[0]), norm(dims[1]));
+                    }
+                }
+                Ty::Tensor(TensorTy::of(out, grad))
+            }
+            "reshape" | "view" => {
+                let Some(req) = ints(&b) else { return unknown };
+                let Some(s) = concrete(shape) else {
+                    return unknown;
+                };
+                let numel: i64 = s.iter().product();
+                let known: i64 = req.iter().filter(|&&d| d != -1).product();
+                let infer = req.iter().filter(|&&d| d == -1).count();
+                let ok = match infer {
+                    0 => known == numel,
+                    1 => known > 0 && numel % known == 0,
+                    _ => return unknown,
+                };
+                if req.iter().any(|&d| d < -1) {
+                    return unknown;
+                }
+                if !ok {
+                    let op = if m == "view" { "view" } else { "reshape" };
+                    self.tensor_error(
+                        TensorError::ReshapeNumel {
+                            op,
+                            input: concrete_usize(&s),
+                            requested: req,
+                            numel: numel as usize,
+                        },
+                        span,
+                    );
+                    return Ty::Unknown;
+                }
+                let out = req
+                    .iter()
+                    .map(|&d| SymDim::constant(if d == -1 { numel / known.max(1) } else { d }))
+                    .collect();
+                Ty::Tensor(TensorTy::of(out, grad))
+            }
+            _ => unknown,
+        }
+    }
+}
+
+fn concrete(s: &[SymDim]) -> Option<Vec<i64>> {
+    s.iter().map(SymDim::as_const).collect()
+}

@@ -1,0 +1,680 @@
+//! Shape rules, keyed by builtin, layer and method name: what a call returns, and the
+//! errors that are certain before anything runs. Anything not listed here returns
+//! unknown ([`RESULT_UNKNOWN`]).
+
+use std::rc::Rc;
+
+use super::dim::{Comparison, Preconditions, SymDim, compare};
+use super::error::CheckError;
+use super::ty::{Grad, ModelTy, TensorTy, Ty};
+use super::walk::{Checker, TyArg, combined, derived};
+use crate::builtins::{BuiltinDef, BuiltinParam, DefaultValue};
+use crate::eval::error::closest;
+use crate::eval::tensor_error::{TensorCode, TensorDiagnostic, from_tensor_error};
+use crate::eval::{RuntimeError, Value};
+use crate::source::Span;
+use crate::syntax::ast::{Arg, ExprKind};
+use crate::tensor::TensorError;
+
+/// Builtins, layers and methods whose result the checker does not compute (it still checks
+/// their arguments' names and arity).
+pub const RESULT_UNKNOWN: &[&str] = &[
+    "print",
+    "len",
+    "sum",
+    "min",
+    "max",
+    "sorted",
+    "range",
+    "str",
+    "round",
+    "abs",
+    "now",
+    "timeit",
+    "linspace",
+    "eye",
+    "randint",
+    "seed",
+    "shares_storage",
+    "assert_close",
+    "conv2d",
+    "conv_transpose2d",
+    "linear",
+    "max_pool2d",
+    "avg_pool2d",
+    "batch_norm",
+    "pixel_shuffle",
+    "interpolate",
+    "stack",
+    "matmul",
+    "mse_loss",
+    "l1_loss",
+    "cross_entropy",
+    "binary_cross_entropy_with_logits",
+    "BatchNorm2d",
+    "Dropout",
+    "Upsample",
+    "PixelShuffle",
+    "parameter_count",
+    "SGD",
+    "Adam",
+    "AdamW",
+];
+
+/// Builtins with a rule in [`Checker::builtin`].
+pub const BUILTIN_RULES: &[&str] = &[
+    "tensor",
+    "zeros",
+    "ones",
+    "rand",
+    "randn",
+    "full",
+    "arange",
+    "zeros_like",
+    "ones_like",
+    "randn_like",
+    "relu",
+    "leaky_relu",
+    "sigmoid",
+    "tanh",
+    "softmax",
+    "log_softmax",
+    "dropout",
+    "cat",
+    "Conv2d",
+    "ConvTranspose2d",
+    "Linear",
+    "MaxPool2d",
+    "AvgPool2d",
+    "ReLU",
+    "LeakyReLU",
+    "Sigmoid",
+    "Tanh",
+    "Softmax",
+    "Identity",
+    "Flatten",
+    "Sequential",
+];
+
+/// Tensor methods that keep the shape.
+pub const SAME_SHAPE_METHODS: &[&str] = &[
+    "contiguous",
+    "clone",
+    "abs",
+    "sqrt",
+    "exp",
+    "log",
+    "pow",
+    "clamp",
+    "relu",
+    "sigmoid",
+    "tanh",
+    "softmax",
+    "log_softmax",
+    "leaky_relu",
+];
+
+/// In-place tensor methods.
+pub const INPLACE_METHODS: &[&str] = &[
+    "zero_", "fill_", "copy_", "add_", "sub_", "mul_", "div_", "clamp_", "normal_", "uniform_",
+];
+
+/// Tensor methods with a rule in [`Checker::method`]; the others give unknown.
+pub const METHOD_RULES: &[&str] = &[
+    "reshape",
+    "view",
+    "flatten",
+    "unsqueeze",
+    "squeeze",
+    "transpose",
+    "t",
+    "detach",
+    "backward",
+    "item",
+    "numel",
+];
+
+/// Bound arguments: one slot per parameter, and the surplus positionals.
+pub(super) struct Bound {
+    pub slots: Vec<Option<(Ty, Span)>>,
+    pub rest: Vec<(Ty, Span)>,
+}
+
+impl Bound {
+    fn get(&self, i: usize) -> Option<&Ty> {
+        self.slots.get(i).and_then(|s| s.as_ref()).map(|(t, _)| t)
+    }
+}
+
+pub(super) fn slot_named<'a>(
+    params: &[BuiltinParam],
+    slots: &'a [Option<(Ty, Span)>],
+    name: &str,
+) -> Option<&'a (Ty, Span)> {
+    let i = params.iter().position(|p| p.name == name)?;
+    slots.get(i)?.as_ref()
+}
+
+pub(super) fn default_ty(d: DefaultValue) -> Ty {
+    match d {
+        DefaultValue::Required | DefaultValue::None => Ty::None,
+        DefaultValue::Bool(b) => Ty::Bool(Some(b)),
+        DefaultValue::Int(i) => Ty::Int(Some(i)),
+        DefaultValue::Float(_) => Ty::Float,
+        DefaultValue::Str(s) => Ty::Str(Some(Rc::from(s))),
+    }
+}
+
+/// An int or a `[h, w]` pair of ints.
+pub(super) fn pair(t: &Ty) -> Option<[i64; 2]> {
+    match t {
+        Ty::Int(Some(v)) => Some([*v, *v]),
+        Ty::List(Some(items)) => match items.as_slice() {
+            [a, b] => Some([a.as_int()?, b.as_int()?]),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+pub(super) fn concrete_usize(shape: &[i64]) -> Vec<usize> {
+    shape
+        .iter()
+        .map(|&d| usize::try_from(d).unwrap_or(0))
+        .collect()
+}
+
+fn from_runtime(err: RuntimeError) -> Option<CheckError> {
+    match err {
+        RuntimeError::Tensor(d) => Some(CheckError::Shape(d)),
+        _ => None,
+    }
+}
+
+pub(super) fn tensor_of(t: &Ty) -> Option<&TensorTy> {
+    match t {
+        Ty::Tensor(t) => Some(t),
+        _ => None,
+    }
+}
+
+impl Checker {
+    pub(super) fn tensor_error(&mut self, err: TensorError, span: Span) {
+        if let Some(e) = from_runtime(*from_tensor_error(err, span, &|_| None)) {
+            self.error(e);
+        }
+    }
+
+    /// Binds `args` against a builtin's signature: E0203–E0206 as the interpreter reports
+    /// them; `None` after an error.
+    pub(super) fn bind(
+        &mut self,
+        def: &'static BuiltinDef,
+        args: &[TyArg],
+        call: Span,
+    ) -> Option<Bound> {
+        let params = def.params;
+        let positional_slots = params.iter().filter(|p| !p.keyword_only).count();
+        let mut slots: Vec<Option<(Ty, Span)>> = vec![None; params.len()];
+        let mut rest = Vec::new();
+        let mut positional = 0;
+        for arg in args {
+            match &arg.name {
+                None => {
+                    if positional < positional_slots {
+                        slots[positional] = Some((arg.ty.clone(), arg.span));
+                    } else if def.rest.is_some() {
+                        rest.push((arg.ty.clone(), arg.span));
+                    } else {
+                        self.error(CheckError::TooManyArguments {
+                            callee: def.name.to_string(),
+                            max: positional_slots,
+                            given: positional + 1,
+                            span: arg.span,
+                            help: format!("the signature is `{}`", def.signature()),
+                        });
+                        return None;
+                    }
+                    positional += 1;
+                }
+                Some((name, name_span)) => {
+                    let Some(i) = params.iter().position(|p| p.name == &**name) else {
+                        let help = match closest(name, params.iter().map(|p| p.name)) {
+                            Some(near) => format!("did you mean `{near}`?"),
+                            None => format!("the signature is `{}`", def.signature()),
+                        };
+                        self.error(CheckError::UnknownKeyword {
+                            callee: def.name.to_string(),
+                            name: name.to_string(),
+                            span: *name_span,
+                            help,
+                        });
+                        return None;
+                    };
+                    if let Some((_, first)) = &slots[i] {
+                        self.error(CheckError::ArgumentGivenTwice {
+                            callee: def.name.to_string(),
+                            name: name.to_string(),
+                            span: arg.span,
+                            first: *first,
+                        });
+                        return None;
+                    }
+                    slots[i] = Some((arg.ty.clone(), arg.span));
+                }
+            }
+        }
+        // A variadic builtin (`zeros(2, 3)`) may take its required values from the rest.
+        if def.rest.is_none() {
+            for (i, p) in params.iter().enumerate() {
+                if slots[i].is_none() && p.default == DefaultValue::Required {
+                    self.error(CheckError::MissingArgument {
+                        callee: def.name.to_string(),
+                        name: p.name.to_string(),
+                        span: call,
+                        help: format!("the signature is `{}`", def.signature()),
+                    });
+                    return None;
+                }
+            }
+        }
+        Some(Bound { slots, rest })
+    }
+
+    /// `f(args)` for any callee.
+    pub(super) fn apply(&mut self, f: &Ty, args: &[TyArg], span: Span, ast: Option<&[Arg]>) -> Ty {
+        match f {
+            Ty::Builtin(super::ty::BuiltinRef(def)) => {
+                let Some(bound) = self.bind(def, args, span) else {
+                    return Ty::Unknown;
+                };
+                self.builtin(def, &bound, span, ast)
+            }
+            Ty::Layer(layer) => match args {
+                [
+                    TyArg {
+                        name: None,
+                        ty,
+                        span: at,
+                    },
+                ] => self.apply_layer(layer, ty, *at, span),
+                _ => Ty::Unknown,
+            },
+            Ty::Net(net) => {
+                let mut params = vec![Ty::Unknown; net.params.len()];
+                let mut ok = args.len() <= net.params.len();
+                for (i, a) in args.iter().enumerate() {
+                    match &a.name {
+                        None => {
+                            if let Some(p) = params.get_mut(i) {
+                                *p = a.ty.clone();
+                            }
+                        }
+                        Some((n, _)) => match net.params.iter().position(|p| p.name.name == *n) {
+                            Some(k) => params[k] = a.ty.clone(),
+                            None => ok = false,
+                        },
+                    }
+                }
+                for (i, p) in net.params.iter().enumerate() {
+                    let given = args.iter().enumerate().any(|(k, a)| match &a.name {
+                        None => k == i,
+                        Some((n, _)) => *n == p.name.name,
+                    });
+                    if !given {
+                        match &p.default {
+                            Some(d) => params[i] = self.quiet_const(d),
+                            None => ok = false,
+                        }
+                    }
+                }
+                if !ok {
+                    return Ty::Unknown;
+                }
+                Ty::Model(Rc::new(ModelTy {
+                    net: net.clone(),
+                    params,
+                }))
+            }
+            Ty::Model(model) => {
+                if let [
+                    TyArg {
+                        name: None,
+                        ty: Ty::Tensor(t),
+                        span: at,
+                    },
+                ] = args
+                {
+                    self.check_net_input(model, t, *at);
+                }
+                Ty::Tensor(TensorTy::unknown())
+            }
+            _ => Ty::Unknown,
+        }
+    }
+
+    /// A net parameter's default as a constant, without reporting anything twice.
+    fn quiet_const(&mut self, e: &crate::syntax::ast::Expr) -> Ty {
+        match &e.node {
+            ExprKind::Int(v) => Ty::Int(Some(*v)),
+            _ => Ty::Unknown,
+        }
+    }
+
+    /// E0315: the argument of a model call against the net's first declared input.
+    fn check_net_input(&mut self, model: &ModelTy, t: &TensorTy, at: Span) {
+        let Some(actual) = t.concrete() else { return };
+        let Some((decl_span, dims)) = first_input(&model.net.body.node) else {
+            return;
+        };
+        let declared: Vec<Option<i64>> = dims
+            .iter()
+            .map(|d| match &d.node {
+                ExprKind::Int(v) => Some(*v),
+                ExprKind::Name(id) => model
+                    .net
+                    .params
+                    .iter()
+                    .position(|p| p.name.name == id.name)
+                    .and_then(|i| model.params[i].as_int()),
+                _ => None,
+            })
+            .collect();
+        let written: Vec<String> = dims
+            .iter()
+            .map(|d| match &d.node {
+                ExprKind::Int(v) => v.to_string(),
+                ExprKind::Name(id) => id.name.to_string(),
+                _ => "_".to_string(),
+            })
+            .collect();
+        let declared_str = format!("[{}]", written.join(", "));
+        let actual_str = format!("{actual:?}");
+        let detail = if declared.len() != actual.len() {
+            Some(format!(
+                "expected {} dims, got {}",
+                declared.len(),
+                actual.len()
+            ))
+        } else {
+            declared
+                .iter()
+                .zip(&actual)
+                .enumerate()
+                .find(|(_, (d, a))| d.is_some_and(|d| d != **a))
+                .map(|(i, (d, a))| format!("dim {i} must be {}, got {a}", d.unwrap_or_default()))
+        };
+        // Symbols must agree across the dims of one input (`[N, C, H, H]`).
+        let detail = detail.or_else(|| {
+            let mut seen: Vec<(&str, i64)> = Vec::new();
+            for (d, a) in dims.iter().zip(&actual) {
+                if let ExprKind::Name(id) = &d.node
+                    && !model.net.params.iter().any(|p| p.name.name == id.name)
+                {
+                    if let Some((_, v)) = seen.iter().find(|(n, _)| *n == &*id.name) {
+                        if v != a {
+                            return Some(format!("{} is {v} and {a}", id.name));
+                        }
+                    } else {
+                        seen.push((&id.name, *a));
+                    }
+                }
+            }
+            None
+        });
+        if let Some(detail) = detail {
+            self.error(CheckError::NetInput {
+                detail,
+                span: at,
+                actual: actual_str,
+                declared_at: decl_span,
+                declared: declared_str.clone(),
+                help: format!(
+                    "`{}` takes a tensor of shape {declared_str}",
+                    model.net.name.name
+                ),
+            });
+        }
+    }
+
+    /// The rule of a builtin function or constructor.
+    fn builtin(
+        &mut self,
+        def: &'static BuiltinDef,
+        b: &Bound,
+        span: Span,
+        ast: Option<&[Arg]>,
+    ) -> Ty {
+        let grad_arg = |b: &Bound| match slot_named(def.params, &b.slots, "requires_grad") {
+            Some((Ty::Bool(Some(true)), _)) => Grad::Leaf,
+            Some((Ty::Bool(Some(false)), _)) | None => Grad::No,
+            Some(_) => Grad::Unknown,
+        };
+        match def.name {
+            "zeros" | "ones" | "rand" | "randn" => {
+                let dims = match b.rest.as_slice() {
+                    [(Ty::List(Some(items)), _)] => items.iter().map(|t| t.as_int()).collect(),
+                    [(Ty::List(None), _)] => None,
+                    items => items
+                        .iter()
+                        .map(|(t, _)| t.as_int())
+                        .collect::<Option<Vec<_>>>(),
+                };
+                let shape = dims.map(|d: Vec<i64>| d.into_iter().map(SymDim::constant).collect());
+                Ty::Tensor(TensorTy {
+                    shape,
+                    grad: grad_arg(b),
+                })
+            }
+            "full" => {
+                let shape = match b.get(0) {
+                    Some(Ty::List(Some(items))) => items
+                        .iter()
+                        .map(|t| t.as_int().map(SymDim::constant))
+                        .collect(),
+                    _ => None,
+                };
+                Ty::Tensor(TensorTy {
+                    shape,
+                    grad: grad_arg(b),
+                })
+            }
+            "zeros_like" | "ones_like" | "randn_like" => {
+                let shape = b.get(0).and_then(tensor_of).and_then(|t| t.shape.clone());
+                Ty::Tensor(TensorTy {
+                    shape,
+                    grad: grad_arg(b),
+                })
+            }
+            "arange" => {
+                let one = Ty::Int(Some(1));
+                let ints = (
+                    b.get(0).and_then(Ty::as_int),
+                    b.get(1),
+                    b.get(2).or(Some(&one)),
+                );
+                let len = match ints {
+                    (Some(end), Some(Ty::None) | None, Some(Ty::Int(Some(1))) | None) => Some(end),
+                    (Some(start), Some(Ty::Int(Some(end))), Some(Ty::Int(Some(step))))
+                        if *step != 0 =>
+                    {
+                        let n = end - start;
+                        Some(if (n > 0) == (*step > 0) {
+                            (n + step - step.signum()) / step
+                        } else {
+                            0
+                        })
+                    }
+                    _ => None,
+                };
+                let shape = len.map(|n| vec![SymDim::constant(n.max(0))]);
+                Ty::Tensor(TensorTy {
+                    shape,
+                    grad: grad_arg(b),
+                })
+            }
+            "tensor" => {
+                let grad = grad_arg(b);
+                match b.get(0) {
+                    Some(Ty::Tensor(t)) => Ty::Tensor(TensorTy {
+                        shape: t.shape.clone(),
+                        grad,
+                    }),
+                    Some(data) => {
+                        let data_ast = ast.and_then(|a| a.first()).map(|a| &a.value);
+                        let shape = self.literal_shape(
+                            data,
+                            data_ast,
+                            b.slots[0].as_ref().map_or(span, |s| s.1),
+                        );
+                        Ty::Tensor(TensorTy { shape, grad })
+                    }
+                    None => Ty::Tensor(TensorTy::unknown()),
+                }
+            }
+            "relu" | "leaky_relu" | "sigmoid" | "tanh" | "softmax" | "log_softmax" | "dropout" => {
+                match b.get(0) {
+                    Some(Ty::Tensor(t)) => Ty::Tensor(TensorTy {
+                        shape: t.shape.clone(),
+                        grad: derived(t.grad, self.no_grad),
+                    }),
+                    _ => Ty::Tensor(TensorTy::unknown()),
+                }
+            }
+            "cat" => self.cat(b, span),
+            name if BUILTIN_RULES.contains(&name) => self.build_layer(def, b, span),
+            _ => Ty::Unknown,
+        }
+    }
+
+    /// The shape of a nested-list literal; E0310 when it is ragged.
+    fn literal_shape(
+        &mut self,
+        data: &Ty,
+        ast: Option<&crate::syntax::ast::Expr>,
+        span: Span,
+    ) -> Option<Vec<SymDim>> {
+        let value = literal_value(data)?;
+        match crate::builtins::args::tensor_from_value(&value) {
+            Ok(t) => Some(
+                t.shape()
+                    .iter()
+                    .map(|&d| SymDim::constant(d as i64))
+                    .collect(),
+            ),
+            Err(crate::builtins::args::LiteralError::Ragged(rows, message)) => {
+                let find = |path: &[usize]| {
+                    let mut node = ast?;
+                    for &i in path {
+                        match &node.node {
+                            ExprKind::List(items) if i < items.len() => node = &items[i],
+                            _ => return None,
+                        }
+                    }
+                    Some(node.span)
+                };
+                let mut d = TensorDiagnostic::new(TensorCode::RaggedLiteral, message, span, "this row's length differs")
+                    .with_help("every row of a tensor literal needs the same length; pad the short rows or split the data");
+                if let (Some(row), Some(first)) = (find(&rows.path), find(&rows.first_path)) {
+                    d.span = row;
+                    d.related.push((first, rows.first_label));
+                }
+                self.error(CheckError::Shape(Box::new(d)));
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
+    fn cat(&mut self, b: &Bound, span: Span) -> Ty {
+        let unknown = Ty::Tensor(TensorTy::unknown());
+        let (Some(Ty::List(Some(items))), Some(Ty::Int(Some(dim)))) =
+            (b.get(0), b.get(1).or(Some(&Ty::Int(Some(0)))))
+        else {
+            return unknown;
+        };
+        let mut shapes = Vec::new();
+        let mut grad = Grad::No;
+        for item in items {
+            match item {
+                Ty::Tensor(TensorTy {
+                    shape: Some(s),
+                    grad: g,
+                }) => {
+                    grad = combined(grad, *g, self.no_grad);
+                    shapes.push(s.clone());
+                }
+                _ => return unknown,
+            }
+        }
+        let Some(first) = shapes.first().cloned() else {
+            return unknown;
+        };
+        if shapes.iter().any(|s| s.len() != first.len()) || first.is_empty() {
+            return unknown;
+        }
+        let rank = first.len() as i64;
+        let d = if *dim < 0 { dim + rank } else { *dim };
+        let Ok(d) = usize::try_from(d) else {
+            return unknown;
+        };
+        if d >= first.len() {
+            return unknown;
+        }
+        let mut out = first.clone();
+        for s in &shapes[1..] {
+            for (i, (a, x)) in out.iter_mut().zip(s).enumerate() {
+                if i == d {
+                    *a = a.clone() + x.clone();
+                    continue;
+                }
+                // Only symbolic dims that may differ are this check's; constants the
+                // run-time check reports.
+                if a.as_const().is_some() && x.as_const().is_some() {
+                    if a != x {
+                        return unknown;
+                    }
+                    continue;
+                }
+                if let Comparison::Differ(cx) = compare(a, x, &Preconditions::new()) {
+                    self.error(CheckError::MayDiffer {
+                        left: a.to_string(),
+                        right: x.to_string(),
+                        span,
+                        what: format!("cat along dim {d} needs dim {i} equal"),
+                        help: format!("{cx}; crop or pad one of them so dim {i} agrees"),
+                    });
+                    return Ty::Unknown;
+                }
+                if !matches!(compare(a, x, &Preconditions::new()), Comparison::Equal) {
+                    *a = SymDim::unknown();
+                }
+            }
+        }
+        Ty::Tensor(TensorTy::of(out, grad))
+    }
+}
+
+/// The nested-list literal as a value, when it holds only numbers and lists.
+fn literal_value(t: &Ty) -> Option<Value> {
+    match t {
+        Ty::Int(Some(v)) => Some(Value::Int(*v)),
+        Ty::List(Some(items)) => Some(Value::list(
+            items
+                .iter()
+                .map(literal_value)
+                .collect::<Option<Vec<_>>>()?,
+        )),
+        _ => None,
+    }
+}
+
+/// The first `input` of a net body: its span and dims.
+fn first_input(stmts: &[crate::syntax::ast::Stmt]) -> Option<(Span, &[crate::syntax::ast::Expr])> {
+    stmts.iter().find_map(|s| match &s.node {
+        crate::syntax::ast::StmtKind::Input { shape, .. } => {
+            Some((shape.span, shape.node.as_slice()))
+        }
+        _ => None,
+    })
+}
