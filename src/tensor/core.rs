@@ -214,8 +214,14 @@ impl Tensor {
             return values;
         }
         let data = self.0.storage.data();
+        let layout = &self.0.layout;
+        // One value broadcast everywhere (the gradient `sum()` hands back): a fill, not a
+        // walk over every index.
+        if layout.strides.iter().all(|&s| s == 0) && self.numel() > 0 {
+            return vec![data[layout.offset]; self.numel()];
+        }
         let mut values = Vec::with_capacity(self.numel());
-        self.0.layout.for_each_offset(|at| values.push(data[at]));
+        layout.for_each_offset(|at| values.push(data[at]));
         values
     }
 
