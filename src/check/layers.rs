@@ -316,6 +316,27 @@ impl Checker {
             return Ty::Unknown;
         }
         let c_axis = shape.len() - 3;
+        // The engine checks groups against the input's channels before comparing them.
+        if conv
+            && let (Some(actual), Some(o), Some(g)) = (
+                shape[c_axis].as_const(),
+                l.int("out_channels"),
+                l.int("groups"),
+            )
+            && let Err(e) = shape::check_groups(
+                if l.kind == "Conv2d" {
+                    SpatialOp::Conv2d
+                } else {
+                    SpatialOp::ConvTranspose2d
+                },
+                g,
+                actual,
+                o,
+            )
+        {
+            self.error(invalid(e, at, "must divide both channel counts"));
+            return Ty::Unknown;
+        }
         if conv
             && let (Some(expected), Some(actual)) = (l.int("in_channels"), shape[c_axis].as_const())
             && expected != actual
@@ -343,9 +364,6 @@ impl Checker {
             return Ty::Unknown;
         }
         let Some(w) = window(l) else { return unknown };
-        if w.ceil_mode {
-            return unknown;
-        }
         let mut out = shape.clone();
         let mut sizes = [0i64; 2];
         for axis in 0..2 {
@@ -366,7 +384,7 @@ impl Checker {
                     d,
                 ),
                 SpatialOp::Conv2d => shape::conv_output_size(input.clone(), k, s, p, d),
-                _ => shape::pool_output_size(input.clone(), k, s, p, d, false),
+                _ => shape::pool_output_size(input.clone(), k, s, p, d, w.ceil_mode),
             };
             if let Some(n) = input.as_const() {
                 let o = dim.as_const().unwrap_or(1);

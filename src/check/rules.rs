@@ -607,6 +607,27 @@ impl Checker {
                 _ => return unknown,
             }
         }
+        let concrete: Option<Vec<Vec<usize>>> = shapes
+            .iter()
+            .map(|s| {
+                s.iter()
+                    .map(|d| d.as_const().and_then(|v| usize::try_from(v).ok()))
+                    .collect()
+            })
+            .collect();
+        if let Some(concrete) = concrete {
+            let refs: Vec<&[usize]> = concrete.iter().map(Vec::as_slice).collect();
+            return match crate::tensor::ops::join::cat_shape(&refs, *dim) {
+                Ok((out, _)) => Ty::Tensor(TensorTy::of(
+                    out.into_iter().map(|d| SymDim::from(d as i64)).collect(),
+                    grad,
+                )),
+                Err(err) => {
+                    self.tensor_error(err, span);
+                    Ty::Unknown
+                }
+            };
+        }
         let Some(first) = shapes.first().cloned() else {
             return unknown;
         };
