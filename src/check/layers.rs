@@ -8,7 +8,7 @@ use super::error::{CheckError, CheckWarning};
 use super::rules::{Bound, default_ty, pair};
 use super::ty::{Grad, LayerTy, TensorTy, Ty, shape_string};
 use super::walk::{Checker, derived};
-use crate::builtins::BuiltinDef;
+use crate::builtins::{BuiltinDef, spatial};
 use crate::eval::tensor_error::{TensorCode, TensorDiagnostic};
 use crate::source::Span;
 use crate::tensor::shape::{self, ShapeError, SpatialOp};
@@ -91,11 +91,24 @@ fn window(l: &LayerTy) -> Option<Window> {
     })
 }
 
-fn invalid(err: ShapeError, at: Span, label: &str) -> CheckError {
-    CheckError::Shape(Box::new(
-        TensorDiagnostic::new(TensorCode::InvalidConfig, err.to_string(), at, label)
-            .with_help("see LANGUAGE.md §7 for the valid ranges"),
-    ))
+/// E0311 for a configuration the engine rejects, worded as the run-time diagnostic is
+/// (the label and the specific fix come from the same builder).
+fn invalid(err: ShapeError, op: SpatialOp, at: Span) -> CheckError {
+    let (_, label, help) = spatial::invalid_config_parts(&err);
+    let text = err.to_string();
+    let message = match err {
+        // The layer constructor names the op as the engine does (`invalid conv2d: ...`).
+        ShapeError::GroupsMismatch { .. } => format!("invalid {text}"),
+        _ => {
+            let rest = text.split_once(": ").map_or(text.as_str(), |(_, r)| r);
+            format!("invalid {}: {rest}", spatial::op_words(op))
+        }
+    };
+    let mut d = TensorDiagnostic::new(TensorCode::InvalidConfig, message, at, label);
+    if !help.is_empty() {
+        d = d.with_help(help);
+    }
+    CheckError::Shape(Box::new(d))
 }
 
 impl Checker {
@@ -125,7 +138,7 @@ impl Checker {
                         ShapeError::NonPositiveDilation { .. } => layer.at("dilation"),
                         _ => layer.at("kernel_size"),
                     };
-                    errors.push(invalid(e, at, "invalid value"));
+                    errors.push(invalid(e, w.op, at));
                     break;
                 }
                 if w.op == SpatialOp::ConvTranspose2d
@@ -135,11 +148,7 @@ impl Checker {
                         w.dilation[axis],
                     )
                 {
-                    errors.push(invalid(
-                        e,
-                        layer.at("output_padding"),
-                        "must be smaller than stride or dilation",
-                    ));
+                    errors.push(invalid(e, w.op, layer.at("output_padding")));
                     break;
                 }
                 if matches!(w.op, SpatialOp::MaxPool2d | SpatialOp::AvgPool2d)
@@ -150,7 +159,7 @@ impl Checker {
                         w.dilation[axis],
                     )
                 {
-                    errors.push(invalid(e, layer.at("padding"), "at most half the window"));
+                    errors.push(invalid(e, w.op, layer.at("padding")));
                     break;
                 }
             }
@@ -163,11 +172,7 @@ impl Checker {
                 )
                 && let Err(e) = shape::check_groups(w.op, g, i, o)
             {
-                errors.push(invalid(
-                    e,
-                    layer.at("groups"),
-                    "must divide both channel counts",
-                ));
+                errors.push(invalid(e, w.op, layer.at("groups")));
             }
             if !errors.is_empty() {
                 for e in errors {
@@ -334,7 +339,12 @@ impl Checker {
                 o,
             )
         {
-            self.error(invalid(e, at, "must divide both channel counts"));
+            let op = if l.kind == "Conv2d" {
+                SpatialOp::Conv2d
+            } else {
+                SpatialOp::ConvTranspose2d
+            };
+            self.error(invalid(e, op, at));
             return Ty::Unknown;
         }
         if conv
