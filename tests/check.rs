@@ -653,6 +653,61 @@ fn broadcast() -> impl Strategy<Value = String> {
     })
 }
 
+fn conv2d_named_padding() -> impl Strategy<Value = String> {
+    (1i64..=3, 1i64..=3, int_or_pair(1, 4), int_or_pair(1, 2), int_or_pair(1, 2), any::<bool>())
+        .prop_flat_map(|(cin, cout, k, s, d, same)| {
+            let pad = if same { "same" } else { "valid" };
+            input(cin).prop_map(move |x| {
+                format!(
+                    "let x = {x}\nlet y = Conv2d({cin}, {cout}, {k}, stride={s}, padding=\"{pad}\", dilation={d})(x)\nprint(y.shape)\n"
+                )
+            })
+        })
+}
+
+/// Window layers on inputs of any rank from 1 to 5.
+fn wrong_rank() -> impl Strategy<Value = String> {
+    (shape(5, 4), 0usize..4).prop_map(|(s, layer)| {
+        let c = if s.len() >= 3 { s[s.len() - 3] } else { 1 };
+        let l = match layer {
+            0 => format!("Conv2d({c}, 2, 1)"),
+            1 => "MaxPool2d(1)".to_string(),
+            2 => format!("ConvTranspose2d({c}, 2, 1)"),
+            _ => "AvgPool2d(1)".to_string(),
+        };
+        format!(
+            "let x = randn({})\nlet y = {l}(x)\nprint(y.shape)\n",
+            list(&s)
+        )
+    })
+}
+
+/// 2-D @ 2-D only: other ranks give unknown in the checker for now.
+fn matmul() -> impl Strategy<Value = String> {
+    ((1i64..=3, 1i64..=3), (1i64..=3, 1i64..=3)).prop_map(|((p, q), (r, t))| {
+        let (a, b) = ([p, q], [r, t]);
+        format!(
+            "let a = randn({})\nlet b = randn({})\nlet y = a @ b\nprint(y.shape)\n",
+            list(&a),
+            list(&b)
+        )
+    })
+}
+
+/// A small stack: conv, pool, flatten, linear (in_features computed here, sometimes off by
+/// one). `Linear(_, ...)` is not in the property: the checker leaves its output unknown.
+fn stack() -> impl Strategy<Value = String> {
+    (1i64..=3, 1i64..=4, 1i64..=3, 1i64..=2, 1i64..=3, 3i64..=9, 3i64..=9, 0i64..=1).prop_map(
+        |(c, o, k, pk, f, h, w, off)| {
+            let side = |n: i64| (n - k + 1).max(0) / pk;
+            let features = (o * side(h) * side(w)).max(1) + off;
+            format!(
+                "let m = Sequential(Conv2d({c}, {o}, {k}), ReLU(), MaxPool2d({pk}), Flatten(), Linear({features}, {f}))\nlet x = randn(2, {c}, {h}, {w})\nlet y = m(x)\nprint(y.shape)\n"
+            )
+        },
+    )
+}
+
 proptest! {
     // 300 cases by default; PROPTEST_CASES=5000 for a longer hunt.
     #![proptest_config(ProptestConfig::with_cases(
@@ -660,7 +715,10 @@ proptest! {
     ))]
 
     #[test]
-    fn checker_agrees_with_engine(script in prop_oneof![conv2d(), conv_transpose2d(), pool(), linear(), reshape(), cat(), broadcast()]) {
+    fn checker_agrees_with_engine(script in prop_oneof![
+            conv2d(), conv_transpose2d(), pool(), linear(), reshape(), cat(), broadcast(),
+            conv2d_named_padding(), wrong_rank(), matmul(), stack()
+        ]) {
         differential(script)?;
     }
 }

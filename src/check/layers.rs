@@ -47,6 +47,8 @@ struct Window {
     dilation: [i64; 2],
     output_padding: [i64; 2],
     ceil_mode: bool,
+    /// `padding="same"` (a convolution whose output keeps the input's size).
+    same: bool,
 }
 
 fn window(l: &LayerTy) -> Option<Window> {
@@ -68,15 +70,22 @@ fn window(l: &LayerTy) -> Option<Window> {
         _ => return None,
     };
     let ceil_mode = match l.arg("ceil_mode").0 {
+        _ if !matches!(op, SpatialOp::MaxPool2d | SpatialOp::AvgPool2d) => false,
         Ty::Bool(Some(b)) => b,
-        Ty::Unknown | Ty::None => false,
+        Ty::None => false,
+        // A ceil_mode the checker cannot read: the shape is unknown.
         _ => return None,
+    };
+    let (padding, same) = match l.arg("padding").0 {
+        Ty::Str(Some(p)) if l.kind == "Conv2d" && &*p == "same" => ([0, 0], true),
+        Ty::Str(Some(p)) if l.kind == "Conv2d" && &*p == "valid" => ([0, 0], false),
+        _ => (l.pair("padding")?, false),
     };
     Some(Window {
         op,
         kernel: l.pair("kernel_size")?,
         stride,
-        padding: l.pair("padding")?,
+        padding,
         dilation: if l.kind == "AvgPool2d" {
             [1, 1]
         } else {
@@ -88,6 +97,7 @@ fn window(l: &LayerTy) -> Option<Window> {
             [0, 0]
         },
         ceil_mode,
+        same,
     })
 }
 
@@ -162,6 +172,17 @@ impl Checker {
                     errors.push(invalid(e, w.op, layer.at("padding")));
                     break;
                 }
+            }
+            if w.same && errors.is_empty() && w.stride != [1, 1] {
+                errors.push(CheckError::Shape(Box::new(
+                    TensorDiagnostic::new(
+                        TensorCode::InvalidConfig,
+                        "padding=\"same\" needs stride 1",
+                        layer.at("padding"),
+                        "not allowed with this stride",
+                    )
+                    .with_help("give the padding as numbers, or use stride=1"),
+                )));
             }
             if matches!(w.op, SpatialOp::Conv2d | SpatialOp::ConvTranspose2d)
                 && errors.is_empty()
@@ -385,6 +406,7 @@ impl Checker {
                 w.dilation[axis],
             );
             let dim = match w.op {
+                _ if w.same => input.clone(),
                 SpatialOp::ConvTranspose2d => shape::conv_transpose_output_size(
                     input.clone(),
                     k,
