@@ -4,10 +4,11 @@
 use std::io::Write;
 use std::path::Path;
 
+use crate::check::ty::Ty;
 use crate::eval::Interpreter;
 use crate::report::{Format, Problem, render_all};
 use crate::source::SourceFile;
-use crate::{RunError, check, files, run, take_warnings};
+use crate::{RunError, check_with_types, files, run, run_unchecked, take_warnings};
 
 /// Exit code: success.
 pub const EXIT_OK: i32 = 0;
@@ -37,13 +38,33 @@ fn load(path: &Path, format: Format) -> Result<SourceFile, i32> {
     }
 }
 
-/// `cnn check FILE`: report every problem; exit 1 if there are errors.
-pub fn check_file(path: &Path, format: Format) -> i32 {
+/// A type as `cnn check --shapes` prints it: `tensor [N, 64, H, W]`, `int = 3`, `list of 2`.
+pub fn type_for_shapes(ty: &Ty) -> String {
+    match ty {
+        Ty::List(Some(items)) => format!("list of {}", items.len()),
+        other => other.to_string(),
+    }
+}
+
+/// `cnn check FILE`: report every problem; exit 1 if there are errors. With `shapes`, first
+/// print each `let` with its inferred type, `LINE:COL  name : type`, one per line.
+pub fn check_file(path: &Path, format: Format, shapes: bool) -> i32 {
     let source = match load(path, format) {
         Ok(s) => s,
         Err(code) => return code,
     };
-    match check(&source) {
+    let (lets, outcome) = check_with_types(&source);
+    if shapes {
+        let mut lets: Vec<_> = lets.iter().collect();
+        lets.sort_by_key(|(span, _, _)| span.start);
+        let mut out = std::io::stdout().lock();
+        for (span, name, ty) in lets {
+            let (line, col) = source.line_col(span.start);
+            let _ = writeln!(out, "{line}:{col}  {name} : {}", type_for_shapes(ty));
+        }
+        let _ = out.flush();
+    }
+    match outcome {
         Ok(checked) => {
             emit(&checked.warnings, format);
             if format != Format::Json {
@@ -58,14 +79,19 @@ pub fn check_file(path: &Path, format: Format) -> i32 {
     }
 }
 
-/// `cnn run FILE`: check, then run; exit 1 on check errors, 2 on a run-time error.
-pub fn run_file(path: &Path, format: Format) -> i32 {
+/// `cnn run FILE`: check, then run; exit 1 on check errors, 2 on a run-time error. With
+/// `no_check`, only parse before running (syntax errors still exit 1).
+pub fn run_file(path: &Path, format: Format, no_check: bool) -> i32 {
     let source = match load(path, format) {
         Ok(s) => s,
         Err(code) => return code,
     };
     let mut interpreter = Interpreter::new(Box::new(std::io::stdout()));
-    let outcome = run(&source, &mut interpreter);
+    let outcome = if no_check {
+        run_unchecked(&source, &mut interpreter)
+    } else {
+        run(&source, &mut interpreter)
+    };
     let _ = std::io::stdout().flush();
     emit(&take_warnings(&source, &mut interpreter), format);
     match outcome {

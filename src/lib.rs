@@ -30,12 +30,22 @@ pub struct Checked {
 
 /// Parse and check a whole source; on failure, every problem found.
 pub fn check(source: &SourceFile) -> Result<Checked, Vec<Problem>> {
-    let program = syntax::parse(source).map_err(|errors| {
-        errors
-            .into_iter()
-            .map(|e| Problem::new(e, source))
-            .collect::<Vec<_>>()
-    })?;
+    check_with_types(source).1
+}
+
+/// [`check`], also returning each `let` the checker saw with its inferred type (the
+/// name's span, the name, the type), in source order; none when the source does not parse.
+#[allow(clippy::type_complexity)]
+pub fn check_with_types(
+    source: &SourceFile,
+) -> (
+    Vec<(source::Span, String, check::ty::Ty)>,
+    Result<Checked, Vec<Problem>>,
+) {
+    let program = match parse(source) {
+        Ok(program) => program,
+        Err(problems) => return (Vec::new(), Err(problems)),
+    };
     let found = check::check_program(&program);
     let warnings: Vec<Problem> = found
         .warnings
@@ -49,9 +59,20 @@ pub fn check(source: &SourceFile) -> Result<Checked, Vec<Problem>> {
             .map(|e| Problem::new(e, source))
             .collect();
         problems.extend(warnings);
-        return Err(problems);
+        return (found.lets, Err(problems));
     }
-    Ok(Checked { program, warnings })
+    (found.lets, Ok(Checked { program, warnings }))
+}
+
+/// Parse a whole source without the static checker (`cnn run --no-check`): shape and
+/// gradient errors are then found only when the failing statement runs.
+pub fn parse(source: &SourceFile) -> Result<Program, Vec<Problem>> {
+    syntax::parse(source).map_err(|errors| {
+        errors
+            .into_iter()
+            .map(|e| Problem::new(e, source))
+            .collect::<Vec<_>>()
+    })
 }
 
 /// Why a run stopped early.
@@ -69,6 +90,18 @@ pub fn run(source: &SourceFile, interpreter: &mut Interpreter) -> Result<Option<
     let checked = check(source).map_err(RunError::Check)?;
     interpreter
         .run(&checked.program)
+        .map_err(|e| RunError::Runtime(Problem::new(*e, source)))
+}
+
+/// [`run`] without the static checker: parse, then run (`cnn run --no-check`). Syntax
+/// errors still stop it before anything runs.
+pub fn run_unchecked(
+    source: &SourceFile,
+    interpreter: &mut Interpreter,
+) -> Result<Option<Value>, RunError> {
+    let program = parse(source).map_err(RunError::Check)?;
+    interpreter
+        .run(&program)
         .map_err(|e| RunError::Runtime(Problem::new(*e, source)))
 }
 

@@ -21,6 +21,9 @@ enum Command {
     Run {
         /// The `.cnn` script.
         file: PathBuf,
+        /// Skip the static checker: only parse, then run (errors show up when they happen).
+        #[arg(long)]
+        no_check: bool,
         /// How diagnostics are printed.
         #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
         format: OutputFormat,
@@ -29,6 +32,9 @@ enum Command {
     Check {
         /// The `.cnn` script.
         file: PathBuf,
+        /// Print each `let` with its inferred type, `LINE:COL  name : type`.
+        #[arg(long)]
+        shapes: bool,
         /// How diagnostics are printed.
         #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
         format: OutputFormat,
@@ -71,8 +77,16 @@ fn main() {
         }
     };
     let code = cnn::on_big_stack(move || match cli.command {
-        Command::Run { file, format } => cli::run_file(&file, format.into()),
-        Command::Check { file, format } => cli::check_file(&file, format.into()),
+        Command::Run {
+            file,
+            no_check,
+            format,
+        } => cli::run_file(&file, format.into(), no_check),
+        Command::Check {
+            file,
+            shapes,
+            format,
+        } => cli::check_file(&file, format.into(), shapes),
         Command::Explain { code } => cli::explain(&code),
     });
     std::process::exit(code);

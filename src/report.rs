@@ -45,6 +45,16 @@ impl Problem {
         self.diagnostic.code().map(|c| c.to_string())
     }
 
+    /// The 1-based lines of its labels, in label order (for tests and tools).
+    pub fn lines(&self) -> Vec<usize> {
+        self.diagnostic
+            .labels()
+            .into_iter()
+            .flatten()
+            .map(|l| self.source.line_col(l.offset() as u32).0)
+            .collect()
+    }
+
     /// Error, warning or advice; diagnostics without one are errors.
     pub fn severity(&self) -> Severity {
         self.diagnostic.severity().unwrap_or(Severity::Error)

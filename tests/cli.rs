@@ -147,3 +147,49 @@ fn deep_recursion_is_a_diagnostic_not_a_crash() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(!json_reports(&o).is_empty());
 }
+
+#[test]
+fn check_shapes_prints_each_let_with_its_type() {
+    let p = script(
+        "shapes",
+        "let n = 3\nlet x = randn(2, 1, 28, 28)\nlet sizes = [1, 2]\nlet conv = Conv2d(1, 8, 3, padding=1)\nlet h = conv(x)\nnet Enc {\n    input x: [N, 3, H, W]\n    let f = x |> Conv2d(3, 64, 3, padding=1)\n    return f\n}\n",
+    );
+    let o = cnn(&["check", "--shapes", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "1:5  n : int = 3\n2:5  x : tensor [2, 1, 28, 28]\n3:5  sizes : list of 2\n4:5  conv : layer Conv2d\n5:5  h : tensor [2, 8, 28, 28]\n8:9  f : tensor [N, 64, H, W]\n"
+    );
+    assert!(stderr(&o).contains("no errors"), "{}", stderr(&o));
+}
+
+#[test]
+fn check_shapes_still_reports_errors() {
+    let p = script("shapes_err", "let a = randn(2, 3)\nlet b = a + randn(4)\n");
+    let o = cnn(&["check", "--shapes", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(stdout(&o), "1:5  a : tensor [2, 3]\n2:5  b : unknown\n");
+    assert!(stderr(&o).contains("E0306"), "{}", stderr(&o));
+}
+
+#[test]
+fn run_no_check_skips_the_checker() {
+    let p = script(
+        "nocheck",
+        "let a = randn(2, 3)\nprint(\"before\")\nlet b = a.reshape(4, 2)\n",
+    );
+    // Checked: nothing runs, exit 1.
+    let o = cnn(&["run", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(stdout(&o), "");
+    // Unchecked: runs up to the failing statement, which reports the same code, exit 2.
+    let o = cnn(&["run", "--no-check", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "before\n");
+    assert!(stderr(&o).contains("E0308"), "{}", stderr(&o));
+    // Syntax errors still stop it before anything runs.
+    let p = script("nocheck_syntax", "print(\"x\")\nlet y = (1 +\n");
+    let o = cnn(&["run", "--no-check", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(stdout(&o), "");
+}

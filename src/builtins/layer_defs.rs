@@ -56,7 +56,7 @@ fn check_groups(
             "does not divide the channels",
         )
         .with_label(args.call, "in this layer")
-        .with_help("each group convolves in_channels/groups inputs into out_channels/groups outputs, so both must be multiples of groups")
+        .with_help(super::spatial::groups_help(groups, inputs, outputs))
         .boxed());
     }
     Ok(())

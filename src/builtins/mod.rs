@@ -16,7 +16,7 @@ pub mod methods;
 mod nn;
 mod optim;
 mod scalar;
-mod spatial;
+pub(crate) mod spatial;
 mod tensor;
 
 use std::collections::HashMap;

@@ -501,82 +501,13 @@ fn spatial_diagnostic(
             "the channels must be a multiple of {factor_squared}"
         )),
         other => {
-            let (fault, help) = match other {
-                ShapeError::GroupsMismatch {
-                    groups,
-                    in_channels,
-                    out_channels,
-                    ..
-                } => (
-                    "groups",
-                    format!(
-                        "groups must divide both channel counts; here {in_channels} % {groups} = {} and {out_channels} % {groups} = {}",
-                        in_channels % (*groups).max(1),
-                        out_channels % (*groups).max(1)
-                    ),
-                ),
-                ShapeError::OutputPaddingTooLarge {
-                    stride, dilation, ..
-                } => (
-                    "output_padding",
-                    format!(
-                        "output_padding can be at most {} here (it must be smaller than stride or dilation)",
-                        (*stride).max(*dilation) - 1
-                    ),
-                ),
-                ShapeError::PoolPaddingTooLarge {
-                    effective_kernel, ..
-                } => (
-                    "padding",
-                    format!(
-                        "padding can be at most {} here (half the window)",
-                        effective_kernel / 2
-                    ),
-                ),
-                ShapeError::NonPositiveStride { .. } => {
-                    ("stride", "stride must be at least 1".into())
-                }
-                ShapeError::NonPositiveKernel { .. } => {
-                    ("kernel_size", "kernel_size must be at least 1".into())
-                }
-                ShapeError::NonPositiveDilation { .. } => {
-                    ("dilation", "dilation must be at least 1".into())
-                }
-                ShapeError::NegativePadding { .. } => {
-                    ("padding", "padding must be 0 or more".into())
-                }
-                _ => ("", String::new()),
-            };
+            let (fault, label_text, help) = invalid_config_parts(other);
             let label = arg(fault).unwrap_or(spans.layer.unwrap_or(spans.call));
             // The engine's text starts with its op name; the message names the op in words.
             let text = other.to_string();
             let text = text
                 .split_once(": ")
                 .map_or(text.as_str(), |(_, rest)| rest);
-            let label_text = match other {
-                ShapeError::OutputPaddingTooLarge {
-                    output_padding,
-                    stride,
-                    dilation,
-                    ..
-                } => format!(
-                    "output_padding {output_padding} is not below stride {stride} or dilation {dilation}"
-                ),
-                ShapeError::PoolPaddingTooLarge {
-                    padding,
-                    effective_kernel,
-                    ..
-                } => {
-                    format!("padding {padding} is more than half the window of {effective_kernel}")
-                }
-                ShapeError::NonPositiveStride { stride: v, .. }
-                | ShapeError::NonPositiveKernel { kernel: v, .. }
-                | ShapeError::NonPositiveDilation { dilation: v, .. } => {
-                    format!("{v} is not allowed")
-                }
-                ShapeError::NegativePadding { padding, .. } => format!("{padding} is negative"),
-                _ => "not allowed here".to_string(),
-            };
             let mut d = TensorDiagnostic::new(
                 TensorCode::InvalidConfig,
                 format!("invalid {op_words}: {text}"),
@@ -791,4 +722,108 @@ pub fn pool2d(
         })
     };
     result.map_err(|e| spatial_diagnostic(interp, e, window, x.shape(), spans))
+}
+
+/// The argument at fault, the label text and the help of an invalid window or channel
+/// configuration (E0311): one wording for the run-time diagnostic and the checker's.
+pub fn invalid_config_parts(other: &ShapeError) -> (&'static str, String, String) {
+    let (fault, help) = match other {
+        ShapeError::GroupsMismatch {
+            groups,
+            in_channels,
+            out_channels,
+            ..
+        } => (
+            "groups",
+            groups_help(*groups, Some(*in_channels), *out_channels),
+        ),
+        ShapeError::OutputPaddingTooLarge {
+            stride, dilation, ..
+        } => (
+            "output_padding",
+            format!(
+                "output_padding can be at most {} here (it must be smaller than stride or dilation)",
+                (*stride).max(*dilation) - 1
+            ),
+        ),
+        ShapeError::PoolPaddingTooLarge {
+            effective_kernel, ..
+        } => (
+            "padding",
+            format!(
+                "padding can be at most {} here (half the window)",
+                effective_kernel / 2
+            ),
+        ),
+        ShapeError::NonPositiveStride { .. } => ("stride", "stride must be at least 1".into()),
+        ShapeError::NonPositiveKernel { .. } => {
+            ("kernel_size", "kernel_size must be at least 1".into())
+        }
+        ShapeError::NonPositiveDilation { .. } => {
+            ("dilation", "dilation must be at least 1".into())
+        }
+        ShapeError::NegativePadding { .. } => ("padding", "padding must be 0 or more".into()),
+        _ => ("", String::new()),
+    };
+    let label_text = match other {
+        ShapeError::OutputPaddingTooLarge {
+            output_padding,
+            stride,
+            dilation,
+            ..
+        } => format!(
+            "output_padding {output_padding} is not below stride {stride} or dilation {dilation}"
+        ),
+        ShapeError::PoolPaddingTooLarge {
+            padding,
+            effective_kernel,
+            ..
+        } => {
+            format!("padding {padding} is more than half the window of {effective_kernel}")
+        }
+        ShapeError::NonPositiveStride { stride: v, .. }
+        | ShapeError::NonPositiveKernel { kernel: v, .. }
+        | ShapeError::NonPositiveDilation { dilation: v, .. } => {
+            format!("{v} is not allowed")
+        }
+        ShapeError::NegativePadding { padding, .. } => format!("{padding} is negative"),
+        ShapeError::GroupsMismatch { .. } => "does not divide the channels".to_string(),
+        _ => "not allowed here".to_string(),
+    };
+    (fault, label_text, help)
+}
+
+/// An op in words, as the E0311 messages name it: `invalid max pooling: ...`.
+pub fn op_words(op: SpatialOp) -> &'static str {
+    match op {
+        SpatialOp::Conv2d => "convolution",
+        SpatialOp::ConvTranspose2d => "transposed convolution",
+        SpatialOp::MaxPool2d => "max pooling",
+        SpatialOp::AvgPool2d => "average pooling",
+        SpatialOp::Interpolate => "interpolation",
+        SpatialOp::PixelShuffle => "pixel shuffle",
+    }
+}
+
+/// What to do about `groups` that do not divide both channel counts: the groups values
+/// that would.
+pub fn groups_help(groups: i64, in_channels: Option<i64>, out_channels: i64) -> String {
+    let fits: Vec<String> = (1..=out_channels.max(1))
+        .filter(|g| out_channels % g == 0 && in_channels.is_none_or(|i| i % g == 0))
+        .map(|g| g.to_string())
+        .collect();
+    let here = match in_channels {
+        Some(i) => format!(
+            "; here {i} % {groups} = {} and {out_channels} % {groups} = {}",
+            i % groups.max(1),
+            out_channels % groups.max(1)
+        ),
+        None => String::new(),
+    };
+    let choices = match fits.as_slice() {
+        [one] => format!("groups can only be {one} here"),
+        [init @ .., last] => format!("groups can be {} or {last} here", init.join(", ")),
+        [] => String::new(),
+    };
+    format!("groups must divide both channel counts{here}\n{choices}")
 }

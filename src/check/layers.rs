@@ -8,7 +8,7 @@ use super::error::{CheckError, CheckWarning};
 use super::rules::{Bound, default_ty, pair};
 use super::ty::{Grad, LayerTy, TensorTy, Ty, shape_string};
 use super::walk::{Checker, derived};
-use crate::builtins::BuiltinDef;
+use crate::builtins::{BuiltinDef, spatial};
 use crate::eval::tensor_error::{TensorCode, TensorDiagnostic};
 use crate::source::Span;
 use crate::tensor::shape::{self, ShapeError, SpatialOp};
@@ -47,6 +47,8 @@ struct Window {
     dilation: [i64; 2],
     output_padding: [i64; 2],
     ceil_mode: bool,
+    /// `padding="same"` (a convolution whose output keeps the input's size).
+    same: bool,
 }
 
 fn window(l: &LayerTy) -> Option<Window> {
@@ -68,15 +70,22 @@ fn window(l: &LayerTy) -> Option<Window> {
         _ => return None,
     };
     let ceil_mode = match l.arg("ceil_mode").0 {
+        _ if !matches!(op, SpatialOp::MaxPool2d | SpatialOp::AvgPool2d) => false,
         Ty::Bool(Some(b)) => b,
-        Ty::Unknown | Ty::None => false,
+        Ty::None => false,
+        // A ceil_mode the checker cannot read: the shape is unknown.
         _ => return None,
+    };
+    let (padding, same) = match l.arg("padding").0 {
+        Ty::Str(Some(p)) if l.kind == "Conv2d" && &*p == "same" => ([0, 0], true),
+        Ty::Str(Some(p)) if l.kind == "Conv2d" && &*p == "valid" => ([0, 0], false),
+        _ => (l.pair("padding")?, false),
     };
     Some(Window {
         op,
         kernel: l.pair("kernel_size")?,
         stride,
-        padding: l.pair("padding")?,
+        padding,
         dilation: if l.kind == "AvgPool2d" {
             [1, 1]
         } else {
@@ -88,14 +97,28 @@ fn window(l: &LayerTy) -> Option<Window> {
             [0, 0]
         },
         ceil_mode,
+        same,
     })
 }
 
-fn invalid(err: ShapeError, at: Span, label: &str) -> CheckError {
-    CheckError::Shape(Box::new(
-        TensorDiagnostic::new(TensorCode::InvalidConfig, err.to_string(), at, label)
-            .with_help("see LANGUAGE.md §7 for the valid ranges"),
-    ))
+/// E0311 for a configuration the engine rejects, worded as the run-time diagnostic is
+/// (the label and the specific fix come from the same builder).
+fn invalid(err: ShapeError, op: SpatialOp, at: Span) -> CheckError {
+    let (_, label, help) = spatial::invalid_config_parts(&err);
+    let text = err.to_string();
+    let message = match err {
+        // The layer constructor names the op as the engine does (`invalid conv2d: ...`).
+        ShapeError::GroupsMismatch { .. } => format!("invalid {text}"),
+        _ => {
+            let rest = text.split_once(": ").map_or(text.as_str(), |(_, r)| r);
+            format!("invalid {}: {rest}", spatial::op_words(op))
+        }
+    };
+    let mut d = TensorDiagnostic::new(TensorCode::InvalidConfig, message, at, label);
+    if !help.is_empty() {
+        d = d.with_help(help);
+    }
+    CheckError::Shape(Box::new(d))
 }
 
 impl Checker {
@@ -125,7 +148,7 @@ impl Checker {
                         ShapeError::NonPositiveDilation { .. } => layer.at("dilation"),
                         _ => layer.at("kernel_size"),
                     };
-                    errors.push(invalid(e, at, "invalid value"));
+                    errors.push(invalid(e, w.op, at));
                     break;
                 }
                 if w.op == SpatialOp::ConvTranspose2d
@@ -135,11 +158,7 @@ impl Checker {
                         w.dilation[axis],
                     )
                 {
-                    errors.push(invalid(
-                        e,
-                        layer.at("output_padding"),
-                        "must be smaller than stride or dilation",
-                    ));
+                    errors.push(invalid(e, w.op, layer.at("output_padding")));
                     break;
                 }
                 if matches!(w.op, SpatialOp::MaxPool2d | SpatialOp::AvgPool2d)
@@ -150,9 +169,20 @@ impl Checker {
                         w.dilation[axis],
                     )
                 {
-                    errors.push(invalid(e, layer.at("padding"), "at most half the window"));
+                    errors.push(invalid(e, w.op, layer.at("padding")));
                     break;
                 }
+            }
+            if w.same && errors.is_empty() && w.stride != [1, 1] {
+                errors.push(CheckError::Shape(Box::new(
+                    TensorDiagnostic::new(
+                        TensorCode::InvalidConfig,
+                        "padding=\"same\" needs stride 1",
+                        layer.at("padding"),
+                        "not allowed with this stride",
+                    )
+                    .with_help("give the padding as numbers, or use stride=1"),
+                )));
             }
             if matches!(w.op, SpatialOp::Conv2d | SpatialOp::ConvTranspose2d)
                 && errors.is_empty()
@@ -163,11 +193,7 @@ impl Checker {
                 )
                 && let Err(e) = shape::check_groups(w.op, g, i, o)
             {
-                errors.push(invalid(
-                    e,
-                    layer.at("groups"),
-                    "must divide both channel counts",
-                ));
+                errors.push(invalid(e, w.op, layer.at("groups")));
             }
             if !errors.is_empty() {
                 for e in errors {
@@ -316,6 +342,32 @@ impl Checker {
             return Ty::Unknown;
         }
         let c_axis = shape.len() - 3;
+        // The engine checks groups against the input's channels before comparing them.
+        if conv
+            && let (Some(actual), Some(o), Some(g)) = (
+                shape[c_axis].as_const(),
+                l.int("out_channels"),
+                l.int("groups"),
+            )
+            && let Err(e) = shape::check_groups(
+                if l.kind == "Conv2d" {
+                    SpatialOp::Conv2d
+                } else {
+                    SpatialOp::ConvTranspose2d
+                },
+                g,
+                actual,
+                o,
+            )
+        {
+            let op = if l.kind == "Conv2d" {
+                SpatialOp::Conv2d
+            } else {
+                SpatialOp::ConvTranspose2d
+            };
+            self.error(invalid(e, op, at));
+            return Ty::Unknown;
+        }
         if conv
             && let (Some(expected), Some(actual)) = (l.int("in_channels"), shape[c_axis].as_const())
             && expected != actual
@@ -343,9 +395,6 @@ impl Checker {
             return Ty::Unknown;
         }
         let Some(w) = window(l) else { return unknown };
-        if w.ceil_mode {
-            return unknown;
-        }
         let mut out = shape.clone();
         let mut sizes = [0i64; 2];
         for axis in 0..2 {
@@ -357,6 +406,7 @@ impl Checker {
                 w.dilation[axis],
             );
             let dim = match w.op {
+                _ if w.same => input.clone(),
                 SpatialOp::ConvTranspose2d => shape::conv_transpose_output_size(
                     input.clone(),
                     k,
@@ -366,7 +416,7 @@ impl Checker {
                     d,
                 ),
                 SpatialOp::Conv2d => shape::conv_output_size(input.clone(), k, s, p, d),
-                _ => shape::pool_output_size(input.clone(), k, s, p, d, false),
+                _ => shape::pool_output_size(input.clone(), k, s, p, d, w.ceil_mode),
             };
             if let Some(n) = input.as_const() {
                 let o = dim.as_const().unwrap_or(1);

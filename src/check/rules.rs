@@ -37,6 +37,7 @@ pub const RESULT_UNKNOWN: &[&str] = &[
     "seed",
     "shares_storage",
     "assert_close",
+    "conv_matrix",
     "conv2d",
     "conv_transpose2d",
     "linear",
@@ -123,7 +124,6 @@ pub const INPLACE_METHODS: &[&str] = &[
 pub const METHOD_RULES: &[&str] = &[
     "reshape",
     "view",
-    "flatten",
     "unsqueeze",
     "squeeze",
     "transpose",
@@ -132,6 +132,31 @@ pub const METHOD_RULES: &[&str] = &[
     "backward",
     "item",
     "numel",
+];
+
+/// Tensor methods whose result the checker does not compute (it still checks their
+/// arguments' names and arity).
+pub const METHODS_RESULT_UNKNOWN: &[&str] = &[
+    "flatten",
+    "permute",
+    "expand",
+    "neg",
+    "size",
+    "dim",
+    "tolist",
+    "sum",
+    "mean",
+    "max",
+    "min",
+    "argmax",
+    "argmin",
+    "add",
+    "sub",
+    "mul",
+    "div",
+    "matmul",
+    "retain_grad",
+    "requires_grad_",
 ];
 
 /// Bound arguments: one slot per parameter, and the surplus positionals.
@@ -607,6 +632,27 @@ impl Checker {
                 _ => return unknown,
             }
         }
+        let concrete: Option<Vec<Vec<usize>>> = shapes
+            .iter()
+            .map(|s| {
+                s.iter()
+                    .map(|d| d.as_const().and_then(|v| usize::try_from(v).ok()))
+                    .collect()
+            })
+            .collect();
+        if let Some(concrete) = concrete {
+            let refs: Vec<&[usize]> = concrete.iter().map(Vec::as_slice).collect();
+            return match crate::tensor::ops::join::cat_shape(&refs, *dim) {
+                Ok((out, _)) => Ty::Tensor(TensorTy::of(
+                    out.into_iter().map(|d| SymDim::from(d as i64)).collect(),
+                    grad,
+                )),
+                Err(err) => {
+                    self.tensor_error(err, span);
+                    Ty::Unknown
+                }
+            };
+        }
         let Some(first) = shapes.first().cloned() else {
             return unknown;
         };
@@ -677,4 +723,87 @@ fn first_input(stmts: &[crate::syntax::ast::Stmt]) -> Option<(Span, &[crate::syn
         }
         _ => None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::builtins::BUILTINS;
+    use crate::builtins::methods::TENSOR_METHODS;
+
+    fn listed(name: &str, tables: &[&[&str]]) -> bool {
+        tables.iter().any(|t| t.contains(&name))
+    }
+
+    #[test]
+    fn every_builtin_has_a_rule_or_is_listed_unknown() {
+        let missing: Vec<&str> = BUILTINS
+            .iter()
+            .map(|d| d.name)
+            .filter(|n| !listed(n, &[BUILTIN_RULES, RESULT_UNKNOWN]))
+            .collect();
+        assert!(missing.is_empty(), "builtins with no rule: {missing:?}");
+    }
+
+    #[test]
+    fn every_tensor_method_has_a_rule_or_is_listed_unknown() {
+        let tables: &[&[&str]] = &[
+            METHOD_RULES,
+            SAME_SHAPE_METHODS,
+            INPLACE_METHODS,
+            METHODS_RESULT_UNKNOWN,
+        ];
+        let missing: Vec<&str> = TENSOR_METHODS
+            .iter()
+            .map(|d| d.name)
+            .filter(|n| !listed(n, tables))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "tensor methods with no rule: {missing:?}"
+        );
+    }
+
+    #[test]
+    fn rule_tables_name_only_what_exists() {
+        let builtin = |n: &str| BUILTINS.iter().any(|d| d.name == n);
+        let method = |n: &str| TENSOR_METHODS.iter().any(|d| d.name == n);
+        let mut stray = Vec::new();
+        for n in BUILTIN_RULES.iter().chain(RESULT_UNKNOWN) {
+            if !builtin(n) {
+                stray.push(*n);
+            }
+        }
+        for n in METHOD_RULES
+            .iter()
+            .chain(SAME_SHAPE_METHODS)
+            .chain(INPLACE_METHODS)
+            .chain(METHODS_RESULT_UNKNOWN)
+        {
+            if !method(n) {
+                stray.push(*n);
+            }
+        }
+        assert!(
+            stray.is_empty(),
+            "rules for names that do not exist: {stray:?}"
+        );
+    }
+
+    #[test]
+    fn no_name_is_both_ruled_and_unknown() {
+        let both: Vec<&str> = BUILTIN_RULES
+            .iter()
+            .filter(|n| RESULT_UNKNOWN.contains(n))
+            .chain(
+                METHOD_RULES
+                    .iter()
+                    .chain(SAME_SHAPE_METHODS)
+                    .chain(INPLACE_METHODS)
+                    .filter(|n| METHODS_RESULT_UNKNOWN.contains(n)),
+            )
+            .copied()
+            .collect();
+        assert!(both.is_empty(), "{both:?}");
+    }
 }

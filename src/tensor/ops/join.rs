@@ -6,36 +6,58 @@ use crate::tensor::derivatives::Op;
 use crate::tensor::error::{Result, TensorError};
 use crate::tensor::storage;
 
+/// The shape of `cat(tensors, dim)` for tensors of these shapes, and the dim joined along;
+/// the errors `cat` reports. The static checker uses it on concrete shapes.
+pub fn cat_shape(shapes: &[&[usize]], dim: i64) -> Result<(Vec<usize>, usize)> {
+    let first = shapes
+        .first()
+        .ok_or_else(|| TensorError::value("cat", "expected a non-empty list of tensors"))?;
+    if first.is_empty() {
+        return Err(TensorError::Rank {
+            op: "cat",
+            expected: "tensors of at least 1 dimension",
+            shape: Vec::new(),
+        });
+    }
+    let rank = first.len();
+    let wrapped = if dim < 0 { dim + rank as i64 } else { dim };
+    if wrapped < 0 || wrapped >= rank as i64 {
+        return Err(TensorError::DimOutOfRange {
+            op: "cat",
+            dim,
+            shape: first.to_vec(),
+            range: rank,
+        });
+    }
+    let d = wrapped as usize;
+    for t in shapes {
+        let agrees = t.len() == rank
+            && t.iter()
+                .zip(first.iter())
+                .enumerate()
+                .all(|(i, (a, b))| i == d || a == b);
+        if !agrees {
+            return Err(TensorError::ShapeMismatch {
+                op: "cat",
+                lhs: first.to_vec(),
+                rhs: t.to_vec(),
+                detail: format!(" (sizes must match except in dimension {d})"),
+            });
+        }
+    }
+    let mut shape = first.to_vec();
+    shape[d] = shapes.iter().map(|t| t[d]).sum();
+    Ok((shape, d))
+}
+
 impl Tensor {
     /// `cat(tensors, dim)`: joins tensors whose shapes agree except along `dim`.
     pub fn cat(tensors: &[Tensor], dim: i64) -> Result<Tensor> {
         let first = tensors
             .first()
             .ok_or_else(|| TensorError::value("cat", "expected a non-empty list of tensors"))?;
-        if first.ndim() == 0 {
-            return Err(TensorError::Rank {
-                op: "cat",
-                expected: "tensors of at least 1 dimension",
-                shape: Vec::new(),
-            });
-        }
-        let d = first.dim_index("cat", dim, first.ndim())?;
-        for t in tensors {
-            let agrees = t.ndim() == first.ndim()
-                && t.shape()
-                    .iter()
-                    .zip(first.shape())
-                    .enumerate()
-                    .all(|(i, (a, b))| i == d || a == b);
-            if !agrees {
-                return Err(TensorError::ShapeMismatch {
-                    op: "cat",
-                    lhs: first.shape().to_vec(),
-                    rhs: t.shape().to_vec(),
-                    detail: format!(" (sizes must match except in dimension {d})"),
-                });
-            }
-        }
+        let shapes: Vec<&[usize]> = tensors.iter().map(|t| t.shape()).collect();
+        let d = cat_shape(&shapes, dim)?.1;
         let sizes: Vec<usize> = tensors.iter().map(|t| t.shape()[d]).collect();
         let mut shape = first.shape().to_vec();
         shape[d] = sizes.iter().sum();
