@@ -8,7 +8,7 @@ use crate::check::ty::Ty;
 use crate::eval::Interpreter;
 use crate::report::{Format, Problem, render_all};
 use crate::source::SourceFile;
-use crate::{RunError, check_with_types, files, run, run_unchecked, take_warnings};
+use crate::{RunError, check, check_with_types, files, parse, take_warnings};
 
 /// Exit code: success.
 pub const EXIT_OK: i32 = 0;
@@ -87,11 +87,20 @@ pub fn run_file(path: &Path, format: Format, no_check: bool) -> i32 {
         Err(code) => return code,
     };
     let mut interpreter = Interpreter::new(Box::new(std::io::stdout()));
-    let outcome = if no_check {
-        run_unchecked(&source, &mut interpreter)
+    // The checker's warnings come before anything the program prints.
+    let program = if no_check {
+        parse(&source).map_err(RunError::Check)
     } else {
-        run(&source, &mut interpreter)
+        check(&source).map_err(RunError::Check).map(|checked| {
+            emit(&checked.warnings, format);
+            checked.program
+        })
     };
+    let outcome = program.and_then(|program| {
+        interpreter
+            .run(&program)
+            .map_err(|e| RunError::Runtime(Problem::new(*e, &source)))
+    });
     let _ = std::io::stdout().flush();
     emit(&take_warnings(&source, &mut interpreter), format);
     match outcome {

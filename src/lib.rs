@@ -83,26 +83,25 @@ pub enum RunError {
     Runtime(Problem),
 }
 
-/// Check `source`, then run it in `interpreter` (whose state it extends, as a REPL entry
-/// does). Returns the value of a final expression statement, if any. Warnings raised while
-/// running wait in the interpreter: see [`take_warnings`].
-pub fn run(source: &SourceFile, interpreter: &mut Interpreter) -> Result<Option<Value>, RunError> {
-    let checked = check(source).map_err(RunError::Check)?;
-    interpreter
-        .run(&checked.program)
-        .map_err(|e| RunError::Runtime(Problem::new(*e, source)))
+/// A run that finished.
+pub struct Ran {
+    /// The value of a final expression statement, if any.
+    pub value: Option<Value>,
+    /// The checker's warnings (W0301, ...), found before the run started.
+    pub warnings: Vec<Problem>,
 }
 
-/// [`run`] without the static checker: parse, then run (`cnn run --no-check`). Syntax
-/// errors still stop it before anything runs.
-pub fn run_unchecked(
-    source: &SourceFile,
-    interpreter: &mut Interpreter,
-) -> Result<Option<Value>, RunError> {
-    let program = parse(source).map_err(RunError::Check)?;
-    interpreter
-        .run(&program)
-        .map_err(|e| RunError::Runtime(Problem::new(*e, source)))
+/// Check `source`, then run it in `interpreter` (whose state it extends, as a REPL entry
+/// does). Warnings raised while running wait in the interpreter: see [`take_warnings`].
+pub fn run(source: &SourceFile, interpreter: &mut Interpreter) -> Result<Ran, RunError> {
+    let checked = check(source).map_err(RunError::Check)?;
+    let value = interpreter
+        .run(&checked.program)
+        .map_err(|e| RunError::Runtime(Problem::new(*e, source)))?;
+    Ok(Ran {
+        value,
+        warnings: checked.warnings,
+    })
 }
 
 /// The warnings `interpreter` raised while running `source` (W0406, ...), as problems to
@@ -154,7 +153,10 @@ pub fn run_captured(source: &SourceFile) -> Transcript {
     let outcome = run(source, &mut interpreter);
     let mut problems = take_warnings(source, &mut interpreter);
     let exit_code = match outcome {
-        Ok(_) => cli::EXIT_OK,
+        Ok(ran) => {
+            problems.splice(0..0, ran.warnings);
+            cli::EXIT_OK
+        }
         Err(RunError::Check(found)) => {
             problems.extend(found);
             cli::EXIT_CHECK

@@ -193,3 +193,21 @@ fn run_no_check_skips_the_checker() {
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(stdout(&o), "");
 }
+
+#[test]
+fn checker_warnings_come_before_the_output_and_do_not_fail_the_run() {
+    let p = script(
+        "warn",
+        "let y = Conv2d(1, 1, 3, stride=2)(randn(1, 1, 8, 8))\nprint(y.shape)\n",
+    );
+    let o = cnn(&["run", "--format", "json", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "[1, 1, 3, 3]\n");
+    let reports = json_reports(&o);
+    assert_eq!(reports.len(), 1);
+    assert_eq!(reports[0]["code"], "W0301");
+    assert_eq!(reports[0]["severity"], "warning");
+    let o = cnn(&["check", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(stderr(&o).contains("drops the last 1 row and 1 column"));
+}

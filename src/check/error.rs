@@ -157,17 +157,17 @@ pub enum CheckError {
 pub enum CheckWarning {
     /// A strided window that leaves rows or columns of its input unused:
     /// `Conv2d(1, 1, 3, stride=2)(randn(1, 1, 8, 8))`.
-    #[error("{op} drops the last {dropped} {what} of its input")]
+    #[error("{op} drops the last {what} of its input")]
     #[diagnostic(code(W0301), severity(Warning))]
     DropsRows {
         /// The op.
         op: String,
-        /// How many rows or columns are never covered.
-        dropped: i64,
-        /// "rows" or "columns".
-        what: &'static str,
+        /// What is never covered: "1 row", "2 rows and 1 column".
+        what: String,
+        /// The formula per dimension that drops something: `(8 + 2*0 - 1*(3-1) - 1) % 2 = 1`.
+        detail: String,
         /// The call.
-        #[label("(in + 2p - d*(k-1) - 1) % s = {dropped}")]
+        #[label("{detail}")]
         span: Span,
         /// The fix.
         #[help]

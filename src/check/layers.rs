@@ -397,6 +397,9 @@ impl Checker {
         let Some(w) = window(l) else { return unknown };
         let mut out = shape.clone();
         let mut sizes = [0i64; 2];
+        // (what is dropped, the formula with numbers, padding that would cover it) per axis;
+        // one warning for the layer, however many axes drop rows.
+        let mut drops: Vec<(String, String, i64)> = Vec::new();
         for axis in 0..2 {
             let input = shape[c_axis + 1 + axis].clone();
             let (k, s, p, d) = (
@@ -424,19 +427,35 @@ impl Checker {
                 if o >= 1 && s > 1 && w.op != SpatialOp::ConvTranspose2d {
                     let dropped = (n + 2 * p - d * (k - 1) - 1) % s;
                     if dropped != 0 {
-                        self.problems.warnings.push(CheckWarning::DropsRows {
-                            op: l.kind.to_string(),
-                            dropped,
-                            what: if axis == 0 { "rows" } else { "columns" },
-                            span,
-                            help: format!("pad the input by {} or choose sizes with (in + 2p - d*(k-1) - 1) divisible by the stride", s - dropped),
-                        });
+                        let noun = if axis == 0 { "row" } else { "column" };
+                        let plural = if dropped == 1 { "" } else { "s" };
+                        drops.push((
+                            format!("{dropped} {noun}{plural}"),
+                            format!("({n} + 2*{p} - {d}*({k}-1) - 1) % {s} = {dropped}"),
+                            s - dropped,
+                        ));
                     }
                 }
             } else {
                 sizes[axis] = 1;
             }
             out[c_axis + 1 + axis] = dim;
+        }
+        if !drops.is_empty() {
+            let pad = drops.iter().map(|d| d.2).max().unwrap_or(1);
+            self.problems.warnings.push(CheckWarning::DropsRows {
+                op: l.kind.to_string(),
+                what: drops.iter().map(|d| d.0.as_str()).collect::<Vec<_>>().join(" and "),
+                detail: {
+                    let mut details: Vec<&str> = drops.iter().map(|d| d.1.as_str()).collect();
+                    details.dedup();
+                    details.join(", ")
+                },
+                span,
+                help: format!(
+                    "pad the input by {pad}, or choose sizes with (in + 2p - d*(k-1) - 1) divisible by the stride"
+                ),
+            });
         }
         if let Some(axis) = (0..2).find(|&a| sizes[a] < 1) {
             let n = shape[c_axis + 1 + axis].as_const().unwrap_or(0);
