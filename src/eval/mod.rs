@@ -270,10 +270,10 @@ impl Interpreter {
                     .declare(def.name.name.clone(), Value::Function(def.clone()));
             }
             StmtKind::Net(def) => {
-                // Nets build layers; they arrive with the tensor half of the interpreter.
+                // The checker analyses net bodies; building and running them is not written yet.
                 return Err(Box::new(RuntimeError::value(
                     format!(
-                        "net `{}` needs tensor support, which this build lacks",
+                        "running `net` definitions is not supported yet (`{}`); `cnn check` checks them",
                         def.name.name
                     ),
                     def.name.span,
