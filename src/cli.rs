@@ -8,7 +8,7 @@ use crate::check::ty::Ty;
 use crate::eval::Interpreter;
 use crate::report::{Format, Problem, render_all};
 use crate::source::SourceFile;
-use crate::{RunError, check, check_with_types, files, parse, take_warnings};
+use crate::{RunError, check, check_with_types, execute, files, parse, take_warnings};
 
 /// Exit code: success.
 pub const EXIT_OK: i32 = 0;
@@ -96,11 +96,7 @@ pub fn run_file(path: &Path, format: Format, no_check: bool) -> i32 {
             checked.program
         })
     };
-    let outcome = program.and_then(|program| {
-        interpreter
-            .run(&program)
-            .map_err(|e| RunError::Runtime(Problem::new(*e, &source)))
-    });
+    let outcome = program.and_then(|program| execute(&source, &mut interpreter, &program));
     let _ = std::io::stdout().flush();
     emit(&take_warnings(&source, &mut interpreter), format);
     match outcome {

@@ -95,13 +95,23 @@ pub struct Ran {
 /// does). Warnings raised while running wait in the interpreter: see [`take_warnings`].
 pub fn run(source: &SourceFile, interpreter: &mut Interpreter) -> Result<Ran, RunError> {
     let checked = check(source).map_err(RunError::Check)?;
-    let value = interpreter
-        .run(&checked.program)
-        .map_err(|e| RunError::Runtime(Problem::new(*e, source)))?;
+    let value = execute(source, interpreter, &checked.program)?;
     Ok(Ran {
         value,
         warnings: checked.warnings,
     })
+}
+
+/// Run an already checked (or, for `--no-check`, only parsed) program of `source` in
+/// `interpreter`, turning a run-time error into a problem against `source`.
+pub fn execute(
+    source: &SourceFile,
+    interpreter: &mut Interpreter,
+    program: &Program,
+) -> Result<Option<Value>, RunError> {
+    interpreter
+        .run(program)
+        .map_err(|e| RunError::Runtime(Problem::new(*e, source)))
 }
 
 /// The warnings `interpreter` raised while running `source` (W0406, ...), as problems to
