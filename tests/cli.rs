@@ -211,3 +211,23 @@ fn checker_warnings_come_before_the_output_and_do_not_fail_the_run() {
     assert_eq!(o.status.code(), Some(0));
     assert!(stderr(&o).contains("drops the last 1 row and 1 column"));
 }
+
+#[test]
+fn run_seed_seeds_the_generator_as_seed_does() {
+    let draw = script("seeded", "print(randn(3).tolist())\n");
+    let inline = script("seeded_inline", "seed(7)\nprint(randn(3).tolist())\n");
+    let path = draw.to_str().unwrap();
+    let a = cnn(&["run", path, "--seed", "7"]);
+    let b = cnn(&["run", path, "--seed", "7"]);
+    let c = cnn(&["run", path, "--seed", "8"]);
+    let d = cnn(&["run", inline.to_str().unwrap()]);
+    assert_eq!(a.status.code(), Some(0), "{}", stderr(&a));
+    assert_eq!(stdout(&a), stdout(&b));
+    assert_ne!(stdout(&a), stdout(&c));
+    assert_eq!(stdout(&a), stdout(&d));
+    // Negative seeds are as good as any, as for `seed(-1)`.
+    let e = cnn(&["run", path, "--seed", "-1"]);
+    assert_eq!(e.status.code(), Some(0), "{}", stderr(&e));
+    let o = cnn(&["run", path, "--seed", "many"]);
+    assert_eq!(o.status.code(), Some(64));
+}
