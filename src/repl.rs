@@ -146,6 +146,14 @@ fn evaluate(session: &mut Session, running: &AtomicBool, entry: &str) -> Reply {
         println!("{}", reply.output);
     }
     if !reply.problems.is_empty() {
+        if reply
+            .problems
+            .iter()
+            .any(|p| p.code().as_deref() == Some("E0506"))
+        {
+            // The terminal echoed `^C` without a newline.
+            eprintln!();
+        }
         eprintln!("{}", render_all(&reply.problems, Format::Human));
     }
     reply
