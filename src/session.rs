@@ -25,7 +25,7 @@ use crate::syntax::{
 };
 use crate::{files, take_warnings};
 
-/// The keywords, for completion (grammar/cnn.pest `keyword`).
+/// The keywords (grammar/cnn.pest `keyword`) and the `with` modes, for completion.
 pub const KEYWORDS: &[&str] = &[
     "let",
     "fn",
@@ -292,33 +292,35 @@ impl Session {
     }
 
     /// `:type EXPR`: check `let it = EXPR` against the session and show the type of `it`.
-    fn type_of(&mut self, expr: &str) -> Reply {
-        if let Err(errors) = syntax::parse_expr(expr) {
-            let source = SourceFile::new("<type>", expr);
-            return Reply::problems(
-                errors
-                    .into_iter()
-                    .map(|e| Problem::new(e, &source))
-                    .collect(),
-            );
-        }
-        let (source, offset) = self.with_entry(&format!("let it = {expr}"), "<type>");
-        match self.check_entry(&source, offset) {
-            Ok((_, warnings, lets)) => {
-                let ty = lets
-                    .iter()
-                    .rev()
-                    .find(|(span, _, _)| span.start >= offset)
-                    .map(|(_, _, ty)| type_for_shapes(ty))
-                    .unwrap_or_else(|| "unknown".to_string());
-                Reply {
-                    output: ty,
-                    problems: warnings,
-                    quit: false,
-                }
-            }
+    fn type_of(&self, expr: &str) -> Reply {
+        match self.infer(expr) {
+            Ok((ty, warnings)) => Reply {
+                output: type_for_shapes(&ty),
+                problems: warnings,
+                quit: false,
+            },
             Err(problems) => Reply::problems(problems),
         }
+    }
+
+    /// The type the checker infers for `expr` against the session, and its warnings;
+    /// nothing runs.
+    fn infer(&self, expr: &str) -> Result<(Ty, Vec<Problem>), Vec<Problem>> {
+        if let Err(errors) = syntax::parse_expr(expr) {
+            let source = SourceFile::new("<type>", expr);
+            return Err(errors
+                .into_iter()
+                .map(|e| Problem::new(e, &source))
+                .collect());
+        }
+        let (source, offset) = self.with_entry(&format!("let it = {expr}"), "<type>");
+        let (_, warnings, lets) = self.check_entry(&source, offset)?;
+        let ty = lets
+            .into_iter()
+            .rev()
+            .find(|(span, _, _)| span.start >= offset)
+            .map_or(Ty::Unknown, |(_, _, ty)| ty);
+        Ok((ty, warnings))
     }
 
     /// The checker's type of each top-level `let`, by name (the last one wins).
@@ -457,19 +459,32 @@ impl Session {
         Some(value)
     }
 
-    /// The field and method names of the object written just before a `.`.
+    /// The field and method names of the object written just before a `.`: from its value
+    /// when it is a variable or a chain of fields, else from the type the checker infers
+    /// for the expression (which runs nothing).
     fn members(&self, object: &str) -> Vec<String> {
-        let chain_start = object
-            .rfind(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.'))
-            .map_or(0, |i| i + 1);
-        let Some(value) = self.resolve(&object[chain_start..]) else {
-            return Vec::new();
-        };
         let names = |fields: &mut dyn Iterator<Item = &str>, table: &[BuiltinDef]| {
             fields
                 .map(str::to_string)
                 .chain(table.iter().map(|m| m.name.to_string()))
                 .collect::<Vec<_>>()
+        };
+        let chain_start = object
+            .rfind(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.'))
+            .map_or(0, |i| i + 1);
+        let Some(value) = self.resolve(&object[chain_start..]) else {
+            let expr = object[expression_start(object)..].trim();
+            return match self.infer(expr).map(|(ty, _)| ty) {
+                Ok(Ty::Tensor(_)) => {
+                    names(&mut TENSOR_FIELDS.iter().copied(), methods::TENSOR_METHODS)
+                }
+                Ok(Ty::Layer(_)) => names(
+                    &mut crate::builtins::layers::Layer::FIELDS.iter().copied(),
+                    methods::LAYER_METHODS,
+                ),
+                Ok(Ty::Optimizer) => names(&mut std::iter::empty(), methods::OPTIMIZER_METHODS),
+                _ => Vec::new(),
+            };
         };
         match &value {
             Value::Tensor(_) => names(&mut TENSOR_FIELDS.iter().copied(), methods::TENSOR_METHODS),
@@ -582,6 +597,27 @@ fn innermost_open_paren(text: &str) -> Option<usize> {
         Some(&(at, b'(')) => Some(at),
         _ => None,
     }
+}
+
+/// Where the operand that ends `text` starts: back over names, `.`, and bracketed groups
+/// (`randn(2, 3).T` in `let y = randn(2, 3).T`).
+fn expression_start(text: &str) -> usize {
+    let bytes = text.as_bytes();
+    let mut depth = 0usize;
+    let mut i = bytes.len();
+    while i > 0 {
+        let b = bytes[i - 1];
+        match b {
+            b')' | b']' => depth += 1,
+            b'(' | b'[' if depth > 0 => depth -= 1,
+            _ if depth > 0 => {}
+            b'.' | b'_' => {}
+            _ if b.is_ascii_alphanumeric() => {}
+            _ => break,
+        }
+        i -= 1;
+    }
+    i
 }
 
 /// `name(a, b=...)` for a user `fn`.

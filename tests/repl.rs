@@ -134,6 +134,25 @@ fn a_net_definition_over_several_lines_is_accepted_when_only_defined() {
 }
 
 #[test]
+fn the_interrupt_flag_stops_a_running_entry_and_keeps_the_state() {
+    let (mut s, _) = session();
+    ok(&mut s, "let kept = 1");
+    let flag = s.interrupt_handle();
+    // Set before the entry: a stale Ctrl-C must not stop the next entry.
+    flag.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(ok(&mut s, "kept + 1"), "2");
+    let setter = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        flag.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    let reply =
+        s.enter("kept = 5\nfor i in 0..1000000000 {\n    let m = randn(64, 64) @ randn(64, 64)\n}");
+    setter.join().unwrap();
+    assert_eq!(codes(&reply), ["E0506"]);
+    assert_eq!(int(&s, "kept"), Some(1));
+}
+
+#[test]
 fn type_shows_the_inferred_shape_and_runs_nothing() {
     let (mut s, printed) = session();
     ok(
@@ -225,7 +244,7 @@ fn continuation_follows_open_brackets_and_trailing_operators() {
 
 #[test]
 fn completion_offers_names_members_and_argument_names() {
-    let (mut s, _) = session();
+    let (mut s, printed) = session();
     ok(
         &mut s,
         "let tensor_x = randn(2, 3)\nlet conv = Conv2d(3, 8, 3)",
@@ -247,6 +266,17 @@ fn completion_offers_names_members_and_argument_names() {
     assert!(found.contains(&"parameters".to_string()), "{found:?}");
     assert!(!found.contains(&"running_mean".to_string()), "{found:?}");
     assert!(complete(&s, "conv.weight.").1.contains(&"grad".to_string()));
+    // An expression that is not a variable: its members come from the checker's type, and
+    // nothing runs to find them.
+    ok(&mut s, "let w = zeros(2)");
+    let found = complete(
+        &s,
+        "let y = (w.fill_(5.0) + conv(randn(1, 3, 4, 4)).sum()).resh",
+    )
+    .1;
+    assert_eq!(found, ["reshape"]);
+    assert_eq!(ok(&mut s, "w.sum().item()"), "0.0");
+    assert!(complete(&s, "[1, 2].").1.is_empty());
     // Argument names inside a call, minus those already given.
     assert_eq!(
         complete(&s, "Conv2d(3, 8, ker")
