@@ -244,7 +244,7 @@ fn continuation_follows_open_brackets_and_trailing_operators() {
 
 #[test]
 fn completion_offers_names_members_and_argument_names() {
-    let (mut s, printed) = session();
+    let (mut s, _) = session();
     ok(
         &mut s,
         "let tensor_x = randn(2, 3)\nlet conv = Conv2d(3, 8, 3)",
