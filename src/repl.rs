@@ -93,6 +93,9 @@ impl Hinter for EntryHelper {
 
 impl Highlighter for EntryHelper {
     fn highlight_hint<'h>(&self, hint: &'h str) -> std::borrow::Cow<'h, str> {
+        if std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()) {
+            return std::borrow::Cow::Borrowed(hint);
+        }
         // Dim, so the hint does not read as typed text.
         std::borrow::Cow::Owned(format!("\x1b[2m{hint}\x1b[0m"))
     }
