@@ -9,10 +9,11 @@ use cnn::report::Format;
 /// Define convolutional networks as layer graphs, check their shapes before anything runs,
 /// and execute them with reverse-mode autograd.
 #[derive(Parser)]
-#[command(name = "cnn", version, about, arg_required_else_help = true)]
+#[command(name = "cnn", version, about)]
 struct Cli {
+    /// Without a command, `cnn` opens the REPL.
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
@@ -42,6 +43,8 @@ enum Command {
         #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
         format: OutputFormat,
     },
+    /// Open the interactive REPL (also what `cnn` alone does).
+    Repl,
     /// Print the long explanation of a diagnostic code, such as E0302.
     Explain {
         /// The code.
@@ -79,7 +82,8 @@ fn main() {
             });
         }
     };
-    let code = cnn::on_big_stack(move || match cli.command {
+    let code = cnn::on_big_stack(move || match cli.command.unwrap_or(Command::Repl) {
+        Command::Repl => cnn::repl::run(),
         Command::Run {
             file,
             no_check,

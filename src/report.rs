@@ -132,7 +132,7 @@ impl Diagnostic for Problem {
         self.diagnostic.url()
     }
     fn source_code(&self) -> Option<&dyn SourceCode> {
-        Some(self.source.named_source_ref())
+        Some(self.source.source_code())
     }
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
         self.diagnostic.labels()

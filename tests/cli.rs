@@ -231,3 +231,45 @@ fn run_seed_seeds_the_generator_as_seed_does() {
     let o = cnn(&["run", path, "--seed", "many"]);
     assert_eq!(o.status.code(), Some(64));
 }
+
+/// `cnn` (or `cnn repl`) with `input` piped to it.
+fn repl_piped(args: &[&str], input: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cnn"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the cnn binary runs");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn cnn_alone_reads_repl_entries_from_piped_stdin_without_prompts() {
+    let input =
+        "let x = 2\nfn f(a,\n      b) {\n    return a * b\n}\nf(x, 21)\n:type randn(2, 3).T\n";
+    for args in [&[][..], &["repl"][..]] {
+        let o = repl_piped(args, input);
+        assert_eq!(stdout(&o), "42\ntensor [3, 2]\n", "{}", stderr(&o));
+        assert_eq!(stderr(&o), "");
+        assert_eq!(o.status.code(), Some(0));
+    }
+}
+
+#[test]
+fn piped_repl_keeps_going_after_an_error_and_exits_one() {
+    let o = repl_piped(&[], "let x = 1\nx = x @ x\nx + 1\n");
+    assert_eq!(stdout(&o), "2\n");
+    assert!(stderr(&o).starts_with("E0207"), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(1));
+    // `cnn` with nothing to read is an empty session, not a usage error.
+    assert_eq!(cnn(&[]).status.code(), Some(0));
+}

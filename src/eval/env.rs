@@ -72,6 +72,20 @@ impl Env {
         self.frames.clear();
     }
 
+    /// A copy of the top-level bindings (the values are shared handles), for
+    /// [`Env::restore_globals`].
+    pub fn save_globals(&self) -> Vec<(Rc<str>, Value)> {
+        self.bindings[..self.globals_end()].to_vec()
+    }
+
+    /// Puts back the top-level bindings saved by [`Env::save_globals`], dropping every
+    /// scope and frame: a REPL entry that failed leaves the names as they were before it.
+    pub fn restore_globals(&mut self, saved: Vec<(Rc<str>, Value)>) {
+        self.bindings = saved;
+        self.scopes.truncate(1);
+        self.frames.clear();
+    }
+
     /// Opens a block scope.
     pub fn push_scope(&mut self) {
         self.scopes.push(self.bindings.len());

@@ -49,6 +49,10 @@ pub(crate) enum Flow {
     Return(Value, Span),
 }
 
+/// The top-level bindings of an [`Interpreter`] at one moment.
+#[derive(Clone, Debug, Default)]
+pub struct SavedGlobals(Vec<(std::rc::Rc<str>, Value)>);
+
 /// Runs programs, keeping global state between them.
 pub struct Interpreter {
     env: Env,
@@ -143,6 +147,19 @@ impl Interpreter {
     /// The value of the top-level name `name`.
     pub fn global(&self, name: &str) -> Option<&Value> {
         self.env.get(name)
+    }
+
+    /// The top-level bindings as they are now, to put back with
+    /// [`Interpreter::restore_globals`]. Values are shared handles: a tensor changed in
+    /// place afterwards stays changed.
+    pub fn save_globals(&self) -> SavedGlobals {
+        SavedGlobals(self.env.save_globals())
+    }
+
+    /// Puts back the top-level bindings saved by [`Interpreter::save_globals`] (the REPL
+    /// undoes a failed entry this way).
+    pub fn restore_globals(&mut self, saved: SavedGlobals) {
+        self.env.restore_globals(saved.0);
     }
 
     /// Runs `program` in the global scope. Returns the value of the last statement when it

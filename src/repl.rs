@@ -1,0 +1,264 @@
+//! The interactive front end: rustyline reads entries and a [`Session`] evaluates them.
+//! Everything that is not terminal input and output lives in `session.rs`.
+//!
+//! When standard input is not a terminal, entries are read from it line by line (joined
+//! while [`Session::needs_continuation`] says so), without prompts; values go to standard
+//! output, diagnostics to standard error, and the exit code is 1 if any entry failed.
+
+use std::cell::RefCell;
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use rustyline::completion::{Completer, Pair};
+use rustyline::error::ReadlineError;
+use rustyline::highlight::Highlighter;
+use rustyline::hint::Hinter;
+use rustyline::history::DefaultHistory;
+use rustyline::validate::Validator;
+use rustyline::{Context, Editor, Helper};
+
+use crate::cli::{EXIT_CHECK, EXIT_OK, EXIT_USAGE};
+use crate::report::{Format, render_all};
+use crate::session::{Reply, Session};
+
+/// The prompt for a new entry.
+pub const PROMPT: &str = "cnn> ";
+/// The prompt while an entry continues (an open bracket, a trailing operator).
+pub const CONTINUATION_PROMPT: &str = "...> ";
+/// The environment variable that overrides where history is kept.
+pub const HISTORY_ENV: &str = "CNN_HISTORY";
+
+/// The history file: `$CNN_HISTORY`, else `$XDG_DATA_HOME/cnn/history`, else
+/// `~/.local/share/cnn/history`; none when no home is known.
+pub fn history_path() -> Option<PathBuf> {
+    let non_empty = |var: &str| std::env::var_os(var).filter(|v| !v.is_empty());
+    if let Some(path) = non_empty(HISTORY_ENV) {
+        return Some(PathBuf::from(path));
+    }
+    let data = non_empty("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| non_empty("HOME").map(|home| PathBuf::from(home).join(".local/share")))?;
+    Some(data.join("cnn").join("history"))
+}
+
+/// rustyline's view of the session: completion and signature hints. The editor asks only
+/// while it reads a line, when no entry is running, so the borrow never clashes.
+struct EntryHelper {
+    session: Rc<RefCell<Session>>,
+}
+
+impl EntryHelper {
+    fn with_session<T>(&self, f: impl FnOnce(&Session) -> T) -> Option<T> {
+        self.session.try_borrow().ok().map(|s| f(&s))
+    }
+}
+
+impl Completer for EntryHelper {
+    type Candidate = Pair;
+
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        _ctx: &Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<Pair>)> {
+        let (start, found) = self
+            .with_session(|s| s.complete(line, pos))
+            .unwrap_or((pos, Vec::new()));
+        let pairs = found
+            .into_iter()
+            .map(|c| Pair {
+                display: c.clone(),
+                replacement: c,
+            })
+            .collect();
+        Ok((start, pairs))
+    }
+}
+
+impl Hinter for EntryHelper {
+    type Hint = String;
+
+    fn hint(&self, line: &str, pos: usize, _ctx: &Context<'_>) -> Option<String> {
+        if pos != line.len() {
+            return None;
+        }
+        let signature = self.with_session(|s| s.signature_hint(line))??;
+        Some(format!("    {signature}"))
+    }
+}
+
+impl Highlighter for EntryHelper {
+    fn highlight_hint<'h>(&self, hint: &'h str) -> std::borrow::Cow<'h, str> {
+        if std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()) {
+            return std::borrow::Cow::Borrowed(hint);
+        }
+        // Dim, so the hint does not read as typed text.
+        std::borrow::Cow::Owned(format!("\x1b[2m{hint}\x1b[0m"))
+    }
+}
+
+// Continuation is decided outside the editor, so each continued line gets the `...>`
+// prompt (rustyline draws no prompt on the extra lines of a multi-line buffer).
+impl Validator for EntryHelper {}
+
+impl Helper for EntryHelper {}
+
+/// Run the REPL on the terminal (or on piped standard input); returns the exit code.
+pub fn run() -> i32 {
+    let session = Rc::new(RefCell::new(Session::new(Box::new(std::io::stdout()))));
+    let running = Arc::new(AtomicBool::new(false));
+    if std::io::stdin().is_terminal() {
+        interactive(&session, &running)
+    } else {
+        arm_ctrl_c(&session.borrow(), &running);
+        piped(&mut session.borrow_mut(), &running)
+    }
+}
+
+/// While an entry runs (`running`), Ctrl-C stops it with E0506 and the prompt comes back;
+/// at the prompt rustyline reads Ctrl-C as a key, so the signal only arrives here when no
+/// prompt is up, and then (piped input between entries) it ends the program.
+///
+/// rustyline takes SIGINT over when its terminal opens, so this must come after.
+fn arm_ctrl_c(session: &Session, running: &Arc<AtomicBool>) {
+    let interrupt = session.interrupt_handle();
+    let running = Arc::clone(running);
+    let installed = ctrlc::set_handler(move || {
+        if running.load(Ordering::SeqCst) {
+            interrupt.store(true, Ordering::SeqCst);
+        } else {
+            std::process::exit(130);
+        }
+    });
+    if let Err(e) = installed {
+        eprintln!("warning: Ctrl-C will not stop a running entry: {e}");
+    }
+}
+
+/// Evaluate one entry with Ctrl-C armed, and print what it produced.
+fn evaluate(session: &mut Session, running: &AtomicBool, entry: &str) -> Reply {
+    running.store(true, Ordering::SeqCst);
+    let reply = session.enter(entry);
+    running.store(false, Ordering::SeqCst);
+    let _ = std::io::stdout().flush();
+    if !reply.output.is_empty() {
+        println!("{}", reply.output);
+    }
+    if !reply.problems.is_empty() {
+        if reply
+            .problems
+            .iter()
+            .any(|p| p.code().as_deref() == Some("E0506"))
+        {
+            // The terminal echoed `^C` without a newline.
+            eprintln!();
+        }
+        eprintln!("{}", render_all(&reply.problems, Format::Human));
+    }
+    reply
+}
+
+fn piped(session: &mut Session, running: &AtomicBool) -> i32 {
+    let mut pending = String::new();
+    let mut code = EXIT_OK;
+    let stdin = std::io::stdin();
+    for line in stdin.lock().lines() {
+        let Ok(line) = line else {
+            eprintln!("error: standard input is not readable text");
+            return EXIT_USAGE;
+        };
+        pending.push_str(&line);
+        if Session::needs_continuation(&pending) {
+            pending.push('\n');
+            continue;
+        }
+        let reply = evaluate(session, running, &std::mem::take(&mut pending));
+        if reply.failed() {
+            code = EXIT_CHECK;
+        }
+        if reply.quit {
+            return code;
+        }
+    }
+    if !pending.trim().is_empty() && evaluate(session, running, &pending).failed() {
+        code = EXIT_CHECK;
+    }
+    code
+}
+
+fn interactive(session: &Rc<RefCell<Session>>, running: &Arc<AtomicBool>) -> i32 {
+    let mut editor: Editor<EntryHelper, DefaultHistory> = match Editor::new() {
+        Ok(editor) => editor,
+        Err(e) => {
+            eprintln!("error: cannot open the terminal: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    arm_ctrl_c(&session.borrow(), running);
+    editor.set_helper(Some(EntryHelper {
+        session: Rc::clone(session),
+    }));
+    let history = history_path();
+    if let Some(path) = &history {
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        // A missing file is a first session.
+        let _ = editor.load_history(path);
+    }
+    println!(
+        "cnn {}: :help for help, Ctrl-D to leave",
+        env!("CARGO_PKG_VERSION")
+    );
+    while let Some(entry) = read_entry(&mut editor) {
+        if entry.trim().is_empty() {
+            continue;
+        }
+        let _ = editor.add_history_entry(entry.as_str());
+        if let Some(path) = &history {
+            // Appending only this session's new entries, under rustyline's file lock,
+            // never rewrites (or loses) what other sessions saved.
+            if let Err(e) = editor.append_history(path) {
+                eprintln!("warning: cannot save history to {}: {e}", path.display());
+            }
+        }
+        if evaluate(&mut session.borrow_mut(), running, &entry).quit {
+            break;
+        }
+    }
+    EXIT_OK
+}
+
+/// One entry, over as many lines as it needs; `None` at Ctrl-D.
+fn read_entry(editor: &mut Editor<EntryHelper, DefaultHistory>) -> Option<String> {
+    let mut entry = String::new();
+    loop {
+        let prompt = if entry.is_empty() {
+            PROMPT
+        } else {
+            CONTINUATION_PROMPT
+        };
+        match editor.readline(prompt) {
+            Ok(line) => {
+                entry.push_str(&line);
+                if !Session::needs_continuation(&entry) {
+                    return Some(entry);
+                }
+                entry.push('\n');
+            }
+            // Ctrl-C at the prompt drops what was typed of the entry.
+            Err(ReadlineError::Interrupted) => return Some(String::new()),
+            Err(ReadlineError::Eof) if entry.is_empty() => return None,
+            // Ctrl-D inside an unfinished entry gives it up, as Ctrl-C does.
+            Err(ReadlineError::Eof) => return Some(String::new()),
+            Err(e) => {
+                eprintln!("error: cannot read the terminal: {e}");
+                return None;
+            }
+        }
+    }
+}
