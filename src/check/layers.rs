@@ -205,8 +205,17 @@ impl Checker {
         Ty::Layer(Rc::new(layer))
     }
 
-    /// A layer applied to `input`.
+    /// A layer applied to `input` (recorded when a net report is being made).
     pub(super) fn apply_layer(&mut self, l: &Rc<LayerTy>, input: &Ty, at: Span, span: Span) -> Ty {
+        let at_row = self.nets.rows.as_ref().map(Vec::len);
+        let out = self.apply_layer_unrecorded(l, input, at, span);
+        if let Some(i) = at_row {
+            self.record_layer(l, input, &out, i);
+        }
+        out
+    }
+
+    fn apply_layer_unrecorded(&mut self, l: &Rc<LayerTy>, input: &Ty, at: Span, span: Span) -> Ty {
         let Ty::Tensor(t) = input else {
             return Ty::Unknown;
         };
@@ -219,21 +228,31 @@ impl Checker {
             Ty::Tensor(TensorTy {
                 shape: t.shape.clone(),
                 grad: derived(t.grad, false),
+                field: t.field,
             })
         };
-        let unknown = Ty::Tensor(TensorTy { shape: None, grad });
+        let unknown = Ty::Tensor(TensorTy {
+            shape: None,
+            grad,
+            field: None,
+        });
         match l.kind {
             "ReLU" | "LeakyReLU" | "Sigmoid" | "Tanh" | "Softmax" | "Identity" | "Dropout" => {
                 keep(t)
             }
             "Sequential" => {
                 let mut x = input.clone();
+                self.nest_rows(1);
                 for (layer, s) in &l.rest {
                     x = match layer {
                         Ty::Layer(inner) => self.apply_layer(inner, &x, at, *s),
-                        _ => return Ty::Unknown,
+                        _ => Ty::Unknown,
                     };
+                    if x == Ty::Unknown {
+                        break;
+                    }
                 }
+                self.nest_rows(-1);
                 x
             }
             "Flatten" => {
@@ -260,6 +279,7 @@ impl Checker {
                 Ty::Tensor(TensorTy {
                     shape: Some(out),
                     grad,
+                    field: None,
                 })
             }
             "Linear" => {
@@ -309,6 +329,7 @@ impl Checker {
                 Ty::Tensor(TensorTy {
                     shape: Some(out),
                     grad,
+                    field: None,
                 })
             }
             "Conv2d" | "ConvTranspose2d" | "MaxPool2d" | "AvgPool2d" => {
@@ -319,7 +340,11 @@ impl Checker {
     }
 
     fn apply_spatial(&mut self, l: &LayerTy, t: &TensorTy, at: Span, span: Span, grad: Grad) -> Ty {
-        let unknown = Ty::Tensor(TensorTy { shape: None, grad });
+        let unknown = Ty::Tensor(TensorTy {
+            shape: None,
+            grad,
+            field: None,
+        });
         let Some(shape) = &t.shape else {
             return unknown;
         };
@@ -439,6 +464,7 @@ impl Checker {
             } else {
                 sizes[axis] = 1;
             }
+            self.require_positive(&dim);
             out[c_axis + 1 + axis] = dim;
         }
         if !drops.is_empty() {
@@ -514,9 +540,26 @@ impl Checker {
         if conv && let Some(c) = l.int("out_channels") {
             out[c_axis] = SymDim::constant(c);
         }
+        let field = t.field.and_then(|f| {
+            let axis = |a: usize| {
+                let (k, s, d) = (w.kernel[a], w.stride[a], w.dilation[a]);
+                // "same" pads d*(k-1) in all, the smaller half before (as PyTorch does).
+                let p = if w.same {
+                    d * (k - 1) / 2
+                } else {
+                    w.padding[a]
+                };
+                match w.op {
+                    SpatialOp::ConvTranspose2d => f[a].transposed(k, s, p, d),
+                    _ => f[a].window(k, s, p, d),
+                }
+            };
+            Some([axis(0)?, axis(1)?])
+        });
         Ty::Tensor(TensorTy {
             shape: Some(out),
             grad,
+            field,
         })
     }
 }

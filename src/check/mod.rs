@@ -9,6 +9,7 @@ pub mod dim;
 mod dim_arith;
 pub mod error;
 mod layers;
+pub mod net;
 mod ops;
 pub mod rules;
 pub mod ty;

@@ -7,6 +7,7 @@ use super::dim::SymDim;
 use crate::builtins::BuiltinDef;
 use crate::source::Span;
 use crate::syntax::ast::{FnDef, NetDef};
+use crate::tensor::receptive_field::AxisField;
 
 /// Whether a tensor requires grad, as far as the checker can tell.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,6 +29,11 @@ pub struct TensorTy {
     pub shape: Option<Vec<SymDim>>,
     /// Grad status.
     pub grad: Grad,
+    /// The receptive field of each pixel along the last two (spatial) dims, relative to the
+    /// enclosing net's input, when every layer on the way is known: set to identity by a
+    /// net's `input` declaration, updated by windows, kept by pointwise ops, dropped by
+    /// anything that mixes positions.
+    pub field: Option<[AxisField; 2]>,
 }
 
 impl TensorTy {
@@ -36,6 +42,7 @@ impl TensorTy {
         TensorTy {
             shape: None,
             grad: Grad::Unknown,
+            field: None,
         }
     }
 
@@ -44,6 +51,17 @@ impl TensorTy {
         TensorTy {
             shape: Some(shape),
             grad,
+            field: None,
+        }
+    }
+
+    /// A tensor of `shape` and `grad` with the same receptive field as `self` (a pointwise
+    /// op's result).
+    pub fn pointwise(&self, shape: Option<Vec<SymDim>>, grad: Grad) -> TensorTy {
+        TensorTy {
+            shape,
+            grad,
+            field: self.field,
         }
     }
 
@@ -51,6 +69,17 @@ impl TensorTy {
     pub fn concrete(&self) -> Option<Vec<i64>> {
         self.shape.as_ref()?.iter().map(SymDim::as_const).collect()
     }
+}
+
+/// The receptive field of a pixelwise join of two tensors (`a + b`, `cat`): per axis the
+/// union of both windows ([`AxisField::merge`]); unknown when either side is unknown or
+/// the jumps differ.
+pub fn merge_fields(
+    a: Option<[AxisField; 2]>,
+    b: Option<[AxisField; 2]>,
+) -> Option<[AxisField; 2]> {
+    let (a, b) = (a?, b?);
+    Some([a[0].merge(b[0])?, a[1].merge(b[1])?])
 }
 
 /// A builtin, compared by name (its definition has no `PartialEq`).
@@ -85,6 +114,9 @@ pub struct ModelTy {
     pub net: Rc<NetDef>,
     /// Parameter values (by position in the net's parameter list).
     pub params: Vec<Ty>,
+    /// Its inputs (declared symbols kept) and result, with preconditions; `None` when the
+    /// net reaches itself.
+    pub signature: Option<Rc<super::net::Signature>>,
 }
 
 /// What the checker knows about a value.
@@ -148,7 +180,8 @@ impl Ty {
                 } else {
                     Grad::Unknown
                 };
-                Ty::Tensor(TensorTy { shape, grad })
+                let field = if a.field == b.field { a.field } else { None };
+                Ty::Tensor(TensorTy { shape, grad, field })
             }
             _ => Ty::Unknown,
         }
@@ -186,7 +219,10 @@ impl fmt::Display for Ty {
                 None => f.write_str("tensor"),
             },
             Ty::Layer(l) => write!(f, "layer {}", l.kind),
-            Ty::Model(m) => write!(f, "model {}", m.net.name.name),
+            Ty::Model(m) => match &m.signature {
+                Some(sig) => write!(f, "model {} {sig}", m.net.name.name),
+                None => write!(f, "model {}", m.net.name.name),
+            },
             Ty::Function(d) => write!(f, "fn {}", d.name.name),
             Ty::Net(d) => write!(f, "net {}", d.name.name),
             Ty::Builtin(d) => write!(f, "builtin {}", d.0.name),
