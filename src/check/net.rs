@@ -49,7 +49,7 @@ impl fmt::Display for Signature {
     }
 }
 
-/// One layer application seen while walking a net for a [`NetReport`](super::report::NetReport).
+/// One layer application seen while walking a net for a [`NetReport`](super::summary::NetReport).
 #[derive(Clone, Debug)]
 pub(super) struct Recorded {
     pub span: Span,
@@ -102,7 +102,7 @@ struct Pending {
 }
 
 /// Which walk: a model built (signature, symbols kept) or a model called with arguments.
-enum Mode {
+pub(super) enum Mode {
     Signature,
     Call(Vec<(Ty, Span)>),
 }
@@ -143,7 +143,10 @@ impl Checker {
     /// symbols, and whatever its body gets wrong for every input is reported, labelled at
     /// `span` (the build).
     pub(super) fn build_model(&mut self, net: &Rc<NetDef>, params: Vec<Ty>, span: Span) -> Ty {
+        // Building is not applying: a report records the model's layers where it is called.
+        let rows = self.nets.rows.take();
         let signature = self.walk_net(net, &params, Mode::Signature, span);
+        self.nets.rows = rows;
         Ty::Model(Rc::new(ModelTy {
             net: net.clone(),
             params,
@@ -171,7 +174,7 @@ impl Checker {
     }
 
     /// Walks `net`'s body once for `mode`; `None` when it recurses into itself.
-    fn walk_net(
+    pub(super) fn walk_net(
         &mut self,
         net: &Rc<NetDef>,
         params: &[Ty],

@@ -364,7 +364,7 @@ impl Checker {
     }
 
     /// A net parameter's default as a constant, without reporting anything twice.
-    fn quiet_const(&mut self, e: &crate::syntax::ast::Expr) -> Ty {
+    pub(super) fn quiet_const(&mut self, e: &crate::syntax::ast::Expr) -> Ty {
         match &e.node {
             ExprKind::Int(v) => Ty::Int(Some(*v)),
             ExprKind::Float(_) => Ty::Float,
