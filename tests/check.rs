@@ -1010,6 +1010,14 @@ net Flat {
     input x: [N, 1, 8, 8]
     return x |> Flatten() |> Linear(64, 2)
 }
+net Sub {
+    input x: [N, 16, H, W]
+    return x |> Conv2d(16, 16, 3, padding=1) |> PixelShuffle(2) |> BatchNorm2d(4) |> Upsample(scale_factor=2)
+}
+net Smooth {
+    input x: [N, 1, H, W]
+    return x |> MaxPool2d(2) |> Upsample(scale_factor=2, mode=\"bilinear\")
+}
 net Wide {
     input x: [N, 1, H, W]
     return x |> Conv2d(1, 1, [3, 5], stride=[1, 2], dilation=[2, 1])
@@ -1041,6 +1049,14 @@ net Wide {
     );
     // Linear mixes every position: no field.
     assert_eq!(report(text, "Flat", &[], None).receptive_field, None);
+    // Sub-pixel and nearest upsampling divide the jump and keep the size.
+    let sub = report(text, "Sub", &[], None);
+    assert_eq!(sub.output, "[N, 4, 4*H, 4*W]");
+    let axis = (3, "0.25".to_string(), "-0.375".to_string());
+    assert_eq!(field_of(&sub), Some([axis.clone(), axis]));
+    // Bilinear blends two inputs one jump apart.
+    let smooth = field_of(&report(text, "Smooth", &[], None)).unwrap();
+    assert_eq!(smooth[0], (4, "1".to_string(), "0".to_string()));
     // Per axis: dilation 2 on rows, stride 2 on columns.
     let wide = field_of(&report(text, "Wide", &[], None)).unwrap();
     assert_eq!(wide[0], (5, "1".to_string(), "2".to_string()));

@@ -11,6 +11,7 @@ use super::walk::{Checker, derived};
 use crate::builtins::{BuiltinDef, spatial};
 use crate::eval::tensor_error::{TensorCode, TensorDiagnostic};
 use crate::source::Span;
+use crate::tensor::receptive_field::AxisField;
 use crate::tensor::shape::{self, ShapeError, SpatialOp};
 
 impl LayerTy {
@@ -335,6 +336,9 @@ impl Checker {
             "Conv2d" | "ConvTranspose2d" | "MaxPool2d" | "AvgPool2d" => {
                 self.apply_spatial(l, t, at, span, grad)
             }
+            // Per channel, position by position: shape and receptive field kept.
+            "BatchNorm2d" => keep(t),
+            "Upsample" | "PixelShuffle" => upscale(l, t, grad).unwrap_or(unknown),
             _ => unknown,
         }
     }
@@ -562,4 +566,57 @@ impl Checker {
             field,
         })
     }
+}
+
+/// `Upsample` with an integer `scale_factor` and `PixelShuffle(r)` on `[N, C, H, W]` (or
+/// `[C, H, W]`): `H*r`, `W*r` (PixelShuffle also `C/(r*r)`), the jump divided by `r`;
+/// `None` when the configuration or the shape is not known (the interpreter then checks).
+fn upscale(l: &LayerTy, t: &TensorTy, grad: Grad) -> Option<Ty> {
+    let shape = t.shape.as_ref()?;
+    if !matches!(shape.len(), 3 | 4) {
+        return None;
+    }
+    let c_axis = shape.len() - 3;
+    let mut out = shape.clone();
+    let (r, bilinear) = if l.kind == "PixelShuffle" {
+        let r = l.int("upscale_factor").filter(|r| *r > 0)?;
+        out[c_axis] = out[c_axis].exact_div(r.checked_mul(r)?)?;
+        (r, false)
+    } else {
+        if l.arg("size").0 != Ty::None {
+            return None;
+        }
+        let [rh, rw] = l.pair("scale_factor")?;
+        if rh != rw || rh <= 0 {
+            return None;
+        }
+        let bilinear = match l.arg("mode").0 {
+            Ty::Str(Some(m)) if &*m == "nearest" => false,
+            Ty::Str(Some(m)) if &*m == "bilinear" => true,
+            _ => return None,
+        };
+        (rh, bilinear)
+    };
+    for axis in 1..=2 {
+        out[c_axis + axis] = out[c_axis + axis].clone() * r;
+    }
+    let field = t.field.and_then(|f| {
+        let axis = |a: AxisField| {
+            let up = a.upsampled(r)?;
+            if !bilinear {
+                return Some(up);
+            }
+            // Each output pixel blends the two nearest inputs, one input jump apart.
+            Some(AxisField {
+                size: up.size.checked_add(a.jump.as_int()?)?,
+                ..up
+            })
+        };
+        Some([axis(f[0])?, axis(f[1])?])
+    });
+    Some(Ty::Tensor(TensorTy {
+        shape: Some(out),
+        grad,
+        field,
+    }))
 }

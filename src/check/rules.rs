@@ -52,10 +52,7 @@ pub const RESULT_UNKNOWN: &[&str] = &[
     "l1_loss",
     "cross_entropy",
     "binary_cross_entropy_with_logits",
-    "BatchNorm2d",
     "Dropout",
-    "Upsample",
-    "PixelShuffle",
     "parameter_count",
     "SGD",
     "Adam",
@@ -95,6 +92,9 @@ pub const BUILTIN_RULES: &[&str] = &[
     "Identity",
     "Flatten",
     "Sequential",
+    "BatchNorm2d",
+    "Upsample",
+    "PixelShuffle",
 ];
 
 /// Tensor methods that keep the shape.
