@@ -229,7 +229,7 @@ impl Checker {
             Ty::Tensor(TensorTy {
                 shape: t.shape.clone(),
                 grad: derived(t.grad, false),
-                field: t.field,
+                field: t.field.clone(),
             })
         };
         let unknown = Ty::Tensor(TensorTy {
@@ -544,7 +544,7 @@ impl Checker {
         if conv && let Some(c) = l.int("out_channels") {
             out[c_axis] = SymDim::constant(c);
         }
-        let field = t.field.and_then(|f| {
+        let field = t.field.as_ref().and_then(|f| {
             let axis = |a: usize| {
                 let (k, s, d) = (w.kernel[a], w.stride[a], w.dilation[a]);
                 // "same" pads d*(k-1) in all, the smaller half before (as PyTorch does).
@@ -558,7 +558,7 @@ impl Checker {
                     _ => f[a].window(k, s, p, d),
                 }
             };
-            Some([axis(0)?, axis(1)?])
+            Some(Rc::new([axis(0)?, axis(1)?]))
         });
         Ty::Tensor(TensorTy {
             shape: Some(out),
@@ -600,7 +600,7 @@ fn upscale(l: &LayerTy, t: &TensorTy, grad: Grad) -> Option<Ty> {
     for axis in 1..=2 {
         out[c_axis + axis] = out[c_axis + axis].clone() * r;
     }
-    let field = t.field.and_then(|f| {
+    let field = t.field.as_ref().and_then(|f| {
         let axis = |a: AxisField| {
             let up = a.upsampled(r)?;
             if !bilinear {
@@ -612,7 +612,7 @@ fn upscale(l: &LayerTy, t: &TensorTy, grad: Grad) -> Option<Ty> {
                 ..up
             })
         };
-        Some([axis(f[0])?, axis(f[1])?])
+        Some(Rc::new([axis(f[0])?, axis(f[1])?]))
     });
     Some(Ty::Tensor(TensorTy {
         shape: Some(out),

@@ -336,7 +336,7 @@ impl Checker {
             let spatial = matches!(dims.len(), 3 | 4);
             let mut t = TensorTy::of(dims, super::ty::Grad::Unknown);
             if spatial {
-                t.field = Some([AxisField::IDENTITY; 2]);
+                t.field = Some(Rc::new([AxisField::IDENTITY; 2]));
             }
             Ty::Tensor(t)
         };
@@ -454,7 +454,7 @@ impl Checker {
         row.params = params;
         if let Ty::Tensor(t) = output {
             row.shape = t.shape.clone();
-            row.field = t.field;
+            row.field = t.field.as_deref().copied();
         }
     }
 
@@ -466,7 +466,7 @@ impl Checker {
             return;
         };
         let (shape, field) = match output {
-            Ty::Tensor(t) => (t.shape.clone(), t.field),
+            Ty::Tensor(t) => (t.shape.clone(), t.field.as_deref().copied()),
             _ => (None, None),
         };
         let params = if l.kind == "Sequential" {

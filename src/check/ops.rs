@@ -55,7 +55,7 @@ impl Checker {
                     Some(Ok(s)) => Ty::Tensor(TensorTy {
                         shape: Some(s),
                         grad,
-                        field: super::ty::merge_fields(a.field, b.field),
+                        field: super::ty::merge_fields(a.field.as_ref(), b.field.as_ref()),
                     }),
                     None => Ty::Tensor(TensorTy {
                         shape: None,
@@ -72,7 +72,7 @@ impl Checker {
                 Ty::Tensor(TensorTy {
                     shape: t.shape.clone(),
                     grad: derived(t.grad, self.no_grad),
-                    field: t.field,
+                    field: t.field.clone(),
                 })
             }
             (Ty::Int(a), Ty::Int(b)) => match op {
@@ -219,7 +219,7 @@ impl Checker {
             return Ty::Tensor(TensorTy {
                 shape: t.shape.clone(),
                 grad,
-                field: t.field,
+                field: t.field.clone(),
             });
         }
         let Some(shape) = &t.shape else {
@@ -251,7 +251,7 @@ impl Checker {
             "detach" => Ty::Tensor(TensorTy {
                 shape: t.shape.clone(),
                 grad: Grad::No,
-                field: t.field,
+                field: t.field.clone(),
             }),
             "item" => Ty::Float,
             "numel" => Ty::Int(concrete(shape).map(|s| s.iter().product())),

@@ -461,7 +461,7 @@ impl Checker {
                     Some(Ty::Tensor(t)) => Ty::Tensor(TensorTy {
                         shape: t.shape.clone(),
                         grad,
-                        field: t.field,
+                        field: t.field.clone(),
                     }),
                     Some(data) => {
                         let data_ast = ast.and_then(|a| a.first()).map(|a| &a.value);
@@ -484,7 +484,7 @@ impl Checker {
                     Some(Ty::Tensor(t)) => Ty::Tensor(TensorTy {
                         shape: t.shape.clone(),
                         grad: derived(t.grad, self.no_grad),
-                        field: t.field,
+                        field: t.field.clone(),
                     }),
                     _ => Ty::Tensor(TensorTy::unknown()),
                 }
@@ -553,9 +553,9 @@ impl Checker {
                 }) => {
                     grad = combined(grad, *g, self.no_grad);
                     field = if i == 0 {
-                        *f
+                        f.clone()
                     } else {
-                        super::ty::merge_fields(field, *f)
+                        super::ty::merge_fields(field.as_ref(), f.as_ref())
                     };
                     shapes.push(s.clone());
                 }

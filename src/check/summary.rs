@@ -189,7 +189,7 @@ pub fn net_report(
                 let dims: Vec<SymDim> = s.iter().map(|&d| SymDim::constant(d)).collect();
                 let mut t = TensorTy::of(dims, Grad::No);
                 if matches!(s.len(), 3 | 4) {
-                    t.field = Some([AxisField::IDENTITY; 2]);
+                    t.field = Some(Rc::new([AxisField::IDENTITY; 2]));
                 }
                 (Ty::Tensor(t), def.span)
             })
@@ -198,7 +198,7 @@ pub fn net_report(
             && let Ty::Tensor(t) = &called.output
         {
             concrete_output = t.concrete();
-            field = t.field;
+            field = t.field.as_deref().copied();
         }
     }
     let recorded = checker.nets.rows.take().unwrap_or_default();
@@ -217,7 +217,7 @@ pub fn net_report(
     if input.is_none()
         && let Ty::Tensor(t) = &output
     {
-        field = t.field;
+        field = t.field.as_deref().copied();
     }
     NetReport {
         input_dims: inputs.iter().map(dims_of).collect(),

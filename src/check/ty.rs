@@ -22,6 +22,9 @@ pub enum Grad {
     Unknown,
 }
 
+/// A receptive field per spatial axis (`[h, w]`), shared: most ops pass it on unchanged.
+pub type Field = Rc<[AxisField; 2]>;
+
 /// A tensor: its shape (unknown rank when `None`) and whether it requires grad.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TensorTy {
@@ -33,7 +36,7 @@ pub struct TensorTy {
     /// enclosing net's input, when every layer on the way is known: set to identity by a
     /// net's `input` declaration, updated by windows, kept by pointwise ops, dropped by
     /// anything that mixes positions.
-    pub field: Option<[AxisField; 2]>,
+    pub field: Option<Field>,
 }
 
 impl TensorTy {
@@ -61,7 +64,7 @@ impl TensorTy {
         TensorTy {
             shape,
             grad,
-            field: self.field,
+            field: self.field.clone(),
         }
     }
 
@@ -74,12 +77,12 @@ impl TensorTy {
 /// The receptive field of a pixelwise join of two tensors (`a + b`, `cat`): per axis the
 /// union of both windows ([`AxisField::merge`]); unknown when either side is unknown or
 /// the jumps differ.
-pub fn merge_fields(
-    a: Option<[AxisField; 2]>,
-    b: Option<[AxisField; 2]>,
-) -> Option<[AxisField; 2]> {
+pub fn merge_fields(a: Option<&Field>, b: Option<&Field>) -> Option<Field> {
     let (a, b) = (a?, b?);
-    Some([a[0].merge(b[0])?, a[1].merge(b[1])?])
+    if a == b {
+        return Some(a.clone());
+    }
+    Some(Rc::new([a[0].merge(b[0])?, a[1].merge(b[1])?]))
 }
 
 /// A builtin, compared by name (its definition has no `PartialEq`).
@@ -180,7 +183,11 @@ impl Ty {
                 } else {
                     Grad::Unknown
                 };
-                let field = if a.field == b.field { a.field } else { None };
+                let field = if a.field == b.field {
+                    a.field.clone()
+                } else {
+                    None
+                };
                 Ty::Tensor(TensorTy { shape, grad, field })
             }
             _ => Ty::Unknown,

@@ -436,7 +436,7 @@ impl Checker {
                     (UnaryOp::Neg, Ty::Tensor(t)) => Ty::Tensor(TensorTy {
                         shape: t.shape,
                         grad: derived(t.grad, self.no_grad),
-                        field: t.field,
+                        field: t.field.clone(),
                     }),
                     (UnaryOp::Not, _) => Ty::Bool(None),
                     _ => Ty::Unknown,

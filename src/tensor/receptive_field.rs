@@ -66,7 +66,7 @@ impl Rational {
     }
 
     /// `self + other`, `None` on overflow.
-    pub fn add(self, other: Rational) -> Option<Rational> {
+    pub fn checked_add(self, other: Rational) -> Option<Rational> {
         let num = self
             .num
             .checked_mul(other.den)?
@@ -75,12 +75,12 @@ impl Rational {
     }
 
     /// `self - other`, `None` on overflow.
-    pub fn sub(self, other: Rational) -> Option<Rational> {
-        self.add(Rational::new(other.num.checked_neg()?, other.den)?)
+    pub fn checked_sub(self, other: Rational) -> Option<Rational> {
+        self.checked_add(Rational::new(other.num.checked_neg()?, other.den)?)
     }
 
     /// `self * other`, `None` on overflow.
-    pub fn mul(self, other: Rational) -> Option<Rational> {
+    pub fn checked_mul(self, other: Rational) -> Option<Rational> {
         Rational::new(
             self.num.checked_mul(other.num)?,
             self.den.checked_mul(other.den)?,
@@ -88,7 +88,7 @@ impl Rational {
     }
 
     /// `self / other`, `None` on overflow or division by zero.
-    pub fn div(self, other: Rational) -> Option<Rational> {
+    pub fn checked_div(self, other: Rational) -> Option<Rational> {
         Rational::new(
             self.num.checked_mul(other.den)?,
             self.den.checked_mul(other.num)?,
@@ -162,13 +162,13 @@ impl AxisField {
             return None;
         }
         let span = d.checked_mul(k - 1)?;
-        let grow = self.jump.mul(Rational::int(span))?;
-        let size = Rational::int(self.size).add(grow)?.as_int()?;
-        let shift = Rational::new(span, 2)?.sub(Rational::int(p))?;
+        let grow = self.jump.checked_mul(Rational::int(span))?;
+        let size = Rational::int(self.size).checked_add(grow)?.as_int()?;
+        let shift = Rational::new(span, 2)?.checked_sub(Rational::int(p))?;
         Some(AxisField {
             size,
-            jump: self.jump.mul(Rational::int(s))?,
-            start: self.start.add(shift.mul(self.jump)?)?,
+            jump: self.jump.checked_mul(Rational::int(s))?,
+            start: self.start.checked_add(shift.checked_mul(self.jump)?)?,
         })
     }
 
@@ -182,15 +182,15 @@ impl AxisField {
         }
         let span = d.checked_mul(k - 1)?;
         let seen = (span.checked_add(1)? + s - 1) / s;
-        let grow = self.jump.mul(Rational::int(seen - 1))?;
-        let size = Rational::int(self.size).add(grow)?.as_int()?;
+        let grow = self.jump.checked_mul(Rational::int(seen - 1))?;
+        let size = Rational::int(self.size).checked_add(grow)?.as_int()?;
         let centre = Rational::int(p)
-            .sub(Rational::new(span, 2)?)?
-            .div(Rational::int(s))?;
+            .checked_sub(Rational::new(span, 2)?)?
+            .checked_div(Rational::int(s))?;
         Some(AxisField {
             size,
-            jump: self.jump.div(Rational::int(s))?,
-            start: self.start.add(centre.mul(self.jump)?)?,
+            jump: self.jump.checked_div(Rational::int(s))?,
+            start: self.start.checked_add(centre.checked_mul(self.jump)?)?,
         })
     }
 
@@ -202,12 +202,12 @@ impl AxisField {
             return None;
         }
         let shift = Rational::new(1, r)?
-            .sub(Rational::int(1))?
-            .div(Rational::int(2))?;
+            .checked_sub(Rational::int(1))?
+            .checked_div(Rational::int(2))?;
         Some(AxisField {
             size: self.size,
-            jump: self.jump.div(Rational::int(r))?,
-            start: self.start.add(shift.mul(self.jump)?)?,
+            jump: self.jump.checked_div(Rational::int(r))?,
+            start: self.start.checked_add(shift.checked_mul(self.jump)?)?,
         })
     }
 
@@ -226,17 +226,17 @@ impl AxisField {
         }
         // Window of `f`: centre `start`, extent `size` pixels spaced by one input pixel.
         let half = |f: AxisField| Rational::new(f.size - 1, 2);
-        let lo = |f: AxisField| f.start.sub(half(f)?);
-        let hi = |f: AxisField| f.start.add(half(f)?);
+        let lo = |f: AxisField| f.start.checked_sub(half(f)?);
+        let hi = |f: AxisField| f.start.checked_add(half(f)?);
         let low = lo(self)?.min(lo(other)?);
         let high = hi(self)?.max(hi(other)?);
-        let size = high.sub(low)?.add(Rational::int(1))?;
+        let size = high.checked_sub(low)?.checked_add(Rational::int(1))?;
         Some(AxisField {
             // Centres a whole number of pixels apart keep an integral extent; otherwise
             // round up so the window still covers both.
             size: size.numer().checked_add(size.denom() - 1)? / size.denom(),
             jump: self.jump,
-            start: low.add(high)?.div(Rational::int(2))?,
+            start: low.checked_add(high)?.checked_div(Rational::int(2))?,
         })
     }
 }
