@@ -1108,3 +1108,13 @@ net Two(c=4) {
     assert!(r.errors.is_empty(), "{:?}", r.errors);
     assert_eq!(r.receptive_field.unwrap()[0].size, 5);
 }
+
+#[test]
+fn a_fn_defined_in_a_net_body_does_not_return_for_the_net() {
+    let text = "net Helper {\n    input x: [N, 2, H, W]\n    fn half(n) { return n // 2 }\n    return x |> Conv2d(2, 2, 3)\n}\nlet h = Helper()\nlet y = h(randn(1, 2, 6, 6))\n";
+    assert_eq!(
+        type_of(text, "h"),
+        "model Helper [N, 2, H, W] -> [N, 2, H - 2, W - 2] where H >= 3, W >= 3"
+    );
+    assert_eq!(type_of(text, "y"), "tensor [1, 2, 4, 4]");
+}

@@ -14,7 +14,7 @@ use super::error::{CheckError, CheckWarning};
 use super::ty::{LayerTy, ModelTy, TensorTy, Ty, shape_string};
 use super::walk::{Checker, TyArg};
 use crate::source::Span;
-use crate::syntax::ast::{Expr, ExprKind, NetDef, ShapeSpec, Stmt, StmtKind};
+use crate::syntax::ast::{Block, Expr, ExprKind, NetDef, ShapeSpec, Stmt, StmtKind};
 use crate::tensor::receptive_field::AxisField;
 
 /// Most iterations of a loop with constant bounds that a net body is walked through one by
@@ -310,6 +310,19 @@ impl Checker {
         if let Some(pre) = &mut self.nets.preconditions {
             let _ = pre.require_at_least(dim, 1);
         }
+    }
+
+    /// A `fn` or `net` body walked where it is defined (with default or unknown
+    /// parameters): apart from any model call in progress, whose inputs and result it must
+    /// not take.
+    pub(super) fn definition_body(&mut self, params: &[(Rc<str>, Ty)], body: &Block) {
+        let pending = self.nets.pending.take();
+        let returned = self.nets.returned.take();
+        let inputs = std::mem::take(&mut self.nets.seen_inputs);
+        self.body(params, body);
+        self.nets.pending = pending;
+        self.nets.returned = returned;
+        self.nets.seen_inputs = inputs;
     }
 
     /// `return value` in a body: the walk's result is the join of its returns.

@@ -293,7 +293,7 @@ impl Checker {
                         (p.name.name.clone(), Ty::Unknown)
                     })
                     .collect();
-                self.body(&params, &def.body);
+                self.definition_body(&params, &def.body);
             }
             StmtKind::Net(def) => {
                 self.declare(&def.name.name, Ty::Net(def.clone()));
@@ -312,7 +312,7 @@ impl Checker {
                         (p.name.name.clone(), ty)
                     })
                     .collect();
-                self.body(&params, &def.body);
+                self.definition_body(&params, &def.body);
             }
             StmtKind::Input { name, shape } => {
                 let ty = self.bind_input(shape);
