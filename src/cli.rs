@@ -80,12 +80,16 @@ pub fn check_file(path: &Path, format: Format, shapes: bool) -> i32 {
 }
 
 /// `cnn run FILE`: check, then run; exit 1 on check errors, 2 on a run-time error. With
-/// `no_check`, only parse before running (syntax errors still exit 1).
-pub fn run_file(path: &Path, format: Format, no_check: bool) -> i32 {
+/// `no_check`, only parse before running (syntax errors still exit 1). `seed` seeds the
+/// generator first, as `seed(n)` at the top of the script would (same bits for negatives).
+pub fn run_file(path: &Path, format: Format, no_check: bool, seed: Option<i64>) -> i32 {
     let source = match load(path, format) {
         Ok(s) => s,
         Err(code) => return code,
     };
+    if let Some(n) = seed {
+        crate::tensor::seed(n as u64);
+    }
     let mut interpreter = Interpreter::new(Box::new(std::io::stdout()));
     // The checker's warnings come before anything the program prints.
     let program = if no_check {

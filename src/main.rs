@@ -24,6 +24,9 @@ enum Command {
         /// Skip the static checker: only parse, then run (errors show up when they happen).
         #[arg(long)]
         no_check: bool,
+        /// Seed the random generator before the program runs, as `seed(N)` would.
+        #[arg(long, value_name = "N", allow_negative_numbers = true)]
+        seed: Option<i64>,
         /// How diagnostics are printed.
         #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
         format: OutputFormat,
@@ -80,8 +83,9 @@ fn main() {
         Command::Run {
             file,
             no_check,
+            seed,
             format,
-        } => cli::run_file(&file, format.into(), no_check),
+        } => cli::run_file(&file, format.into(), no_check, seed),
         Command::Check {
             file,
             shapes,

@@ -225,3 +225,23 @@ fn check_shapes_prints_a_model_with_its_signature() {
         "3:9  f : tensor [N, 64, H - 8, W - 8]\n6:5  model : model SRCNN [N, 1, H, W] -> [N, 1, 2*H - 16, 2*W - 16] where H >= 9, W >= 9\n7:5  y : tensor [4, 1, 48, 48]\n"
     );
 }
+
+#[test]
+fn run_seed_seeds_the_generator_as_seed_does() {
+    let draw = script("seeded", "print(randn(3).tolist())\n");
+    let inline = script("seeded_inline", "seed(7)\nprint(randn(3).tolist())\n");
+    let path = draw.to_str().unwrap();
+    let a = cnn(&["run", path, "--seed", "7"]);
+    let b = cnn(&["run", path, "--seed", "7"]);
+    let c = cnn(&["run", path, "--seed", "8"]);
+    let d = cnn(&["run", inline.to_str().unwrap()]);
+    assert_eq!(a.status.code(), Some(0), "{}", stderr(&a));
+    assert_eq!(stdout(&a), stdout(&b));
+    assert_ne!(stdout(&a), stdout(&c));
+    assert_eq!(stdout(&a), stdout(&d));
+    // Negative seeds are as good as any, as for `seed(-1)`.
+    let e = cnn(&["run", path, "--seed", "-1"]);
+    assert_eq!(e.status.code(), Some(0), "{}", stderr(&e));
+    let o = cnn(&["run", path, "--seed", "many"]);
+    assert_eq!(o.status.code(), Some(64));
+}

@@ -19,3 +19,25 @@ fn examples_run() {
         insta::assert_snapshot!(output);
     });
 }
+
+/// Every program in `examples/mistakes/` is a mistake shown in the documentation: the
+/// checker must reject it before anything runs, with the code its file name starts with.
+#[test]
+fn example_mistakes_are_caught_by_the_checker() {
+    insta::glob!("../examples/mistakes", "*.cnn", |path| {
+        let text = std::fs::read_to_string(path).unwrap();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let code = name.split('_').next().unwrap().to_uppercase();
+        let source = SourceFile::new(format!("examples/mistakes/{name}"), text);
+        let problems = match cnn::check(&source) {
+            Ok(_) => panic!("{name}: the checker accepted a mistake"),
+            Err(problems) => problems,
+        };
+        let rendered = cnn::report::render_all(&problems, Format::Plain { width: 80 });
+        assert!(
+            rendered.contains(&code),
+            "{name} should be reported as {code}:\n{rendered}"
+        );
+        insta::assert_snapshot!(rendered);
+    });
+}

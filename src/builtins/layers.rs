@@ -13,6 +13,7 @@ use std::rc::Rc;
 
 use super::Args;
 use super::spatial::{self, Padding, SpatialSpans, Window};
+use crate::eval::net::Model;
 use crate::eval::tensor_error::{TensorCode, TensorDiagnostic};
 use crate::eval::value::format_float;
 use crate::eval::{EvalResult, Interpreter, RuntimeError, Value};
@@ -32,6 +33,35 @@ pub struct Layer {
     span: Span,
     /// The constructor's written arguments, by parameter name.
     arg_spans: Vec<(&'static str, Span)>,
+    /// BatchNorm2d's `num_batches_tracked`: training-mode forwards so far.
+    batches: Rc<Cell<i64>>,
+}
+
+/// The window of a convolution or pooling layer, for receptive fields and summaries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WindowGeometry {
+    /// Kernel size `[kH, kW]`.
+    pub kernel: [i64; 2],
+    /// Stride.
+    pub stride: [i64; 2],
+    /// Padding on each side (for `padding="same"`, the left/top padding PyTorch uses:
+    /// `d*(k-1)/2` rounded down).
+    pub padding: [i64; 2],
+    /// Dilation (1 for average pooling).
+    pub dilation: [i64; 2],
+    /// Whether it is a transposed convolution.
+    pub transposed: bool,
+    /// A transposed convolution's output padding (else zero).
+    pub output_padding: [i64; 2],
+}
+
+/// One entry of a layer's state dict ([`Layer::state_dict`]).
+#[derive(Clone, Debug)]
+pub enum StateEntry {
+    /// A parameter or buffer tensor (float32).
+    Tensor(Tensor),
+    /// BatchNorm2d's `num_batches_tracked` (an int64 scalar in PyTorch).
+    BatchesTracked(Rc<Cell<i64>>),
 }
 
 /// Parameters and buffers; `None` until a `_` size is inferred (or when `bias=false`).
@@ -78,6 +108,8 @@ pub(super) enum Kind {
     Upsample(InterpolateSize, InterpolateMode),
     PixelShuffle(usize),
     Sequential(Vec<Rc<Layer>>),
+    /// A model built from a `net` (`crate::eval::net`).
+    Model(Rc<Model>),
 }
 
 /// A fresh parameter drawn from `U(-bound, bound)`, requiring grad.
@@ -140,6 +172,99 @@ impl Layer {
             training: Cell::new(true),
             span: args.call,
             arg_spans,
+            batches: Rc::new(Cell::new(0)),
+        }
+    }
+
+    /// The layer that a built model is: `span` is the net call.
+    pub fn from_model(model: Rc<Model>, span: Span) -> Layer {
+        Layer {
+            kind: Kind::Model(model),
+            state: RefCell::new(State::default()),
+            training: Cell::new(true),
+            span,
+            arg_spans: Vec::new(),
+            batches: Rc::new(Cell::new(0)),
+        }
+    }
+
+    /// The model, when this layer is one.
+    pub fn model(&self) -> Option<&Rc<Model>> {
+        match &self.kind {
+            Kind::Model(model) => Some(model),
+            _ => None,
+        }
+    }
+
+    /// A `Sequential`'s layers (empty for other layers).
+    pub fn sequential_layers(&self) -> &[Rc<Layer>] {
+        match &self.kind {
+            Kind::Sequential(layers) => layers,
+            _ => &[],
+        }
+    }
+
+    /// Whether the layer is in training mode.
+    pub fn training(&self) -> bool {
+        self.training.get()
+    }
+
+    /// Where the layer was built (the constructor or net call).
+    pub fn span(&self) -> Span {
+        self.span
+    }
+
+    /// The class name: PyTorch's (`Conv2d`), or the net's name for a model (`SRCNN`).
+    pub fn class_name(&self) -> String {
+        match &self.kind {
+            Kind::Model(model) => model.net_name().to_string(),
+            _ => self.kind_name().to_string(),
+        }
+    }
+
+    /// The window of a convolution or pooling layer; `None` for other layers.
+    pub fn geometry(&self) -> Option<WindowGeometry> {
+        match &self.kind {
+            Kind::Conv {
+                transposed,
+                kernel,
+                stride,
+                padding,
+                output_padding,
+                dilation,
+                ..
+            } => {
+                let padding = match padding {
+                    Padding::Explicit(p) => *p,
+                    Padding::Same => [
+                        dilation[0] * (kernel[0] - 1) / 2,
+                        dilation[1] * (kernel[1] - 1) / 2,
+                    ],
+                };
+                Some(WindowGeometry {
+                    kernel: *kernel,
+                    stride: *stride,
+                    padding,
+                    dilation: *dilation,
+                    transposed: *transposed,
+                    output_padding: if *transposed { *output_padding } else { [0, 0] },
+                })
+            }
+            Kind::Pool(Window::Pool {
+                kernel,
+                stride,
+                padding,
+                dilation,
+                ..
+            }) => Some(WindowGeometry {
+                kernel: *kernel,
+                stride: *stride,
+                padding: *padding,
+                dilation: *dilation,
+                transposed: false,
+                output_padding: [0, 0],
+            }),
+            _ => None,
         }
     }
 
@@ -177,6 +302,7 @@ impl Layer {
             Kind::Upsample(..) => "Upsample",
             Kind::PixelShuffle(_) => "PixelShuffle",
             Kind::Sequential(_) => "Sequential",
+            Kind::Model(_) => "Model",
         }
     }
 
@@ -275,6 +401,7 @@ impl Layer {
             ) => Value::str("same"),
             (Kind::Linear { .. }, "in_features") => inputs,
             (Kind::Linear { out_features, .. }, "out_features") => int(*out_features),
+            (Kind::Model(model), name) => Value::Layer(model.layer_named(name)?),
             _ => return None,
         })
     }
@@ -282,10 +409,18 @@ impl Layer {
     /// Switches training mode (`train()` / `eval()`) here and in every sub-layer.
     pub fn set_training(&self, training: bool) {
         self.training.set(training);
-        if let Kind::Sequential(layers) = &self.kind {
-            for layer in layers {
-                layer.set_training(training);
+        match &self.kind {
+            Kind::Sequential(layers) => {
+                for layer in layers {
+                    layer.set_training(training);
+                }
             }
+            Kind::Model(model) => {
+                for (_, layer) in model.layers() {
+                    layer.set_training(training);
+                }
+            }
+            _ => {}
         }
     }
 
@@ -297,17 +432,54 @@ impl Layer {
     }
 
     fn collect_parameters(&self, prefix: &str, out: &mut Vec<(String, Tensor)>) {
-        if let Kind::Sequential(layers) = &self.kind {
-            for (i, layer) in layers.iter().enumerate() {
-                layer.collect_parameters(&format!("{prefix}{i}."), out);
+        let mut state = Vec::new();
+        self.collect_state(prefix, false, &mut state);
+        out.extend(state.into_iter().filter_map(|(name, entry)| match entry {
+            StateEntry::Tensor(t) => Some((name, t)),
+            StateEntry::BatchesTracked(_) => None,
+        }));
+    }
+
+    /// PyTorch's `state_dict()`: parameters and then buffers of each layer, with their
+    /// dotted names (`conv2d_0.weight`, `0.running_mean`, `bn.num_batches_tracked`).
+    pub fn state_dict(&self) -> Vec<(String, StateEntry)> {
+        let mut out = Vec::new();
+        self.collect_state("", true, &mut out);
+        out
+    }
+
+    fn collect_state(&self, prefix: &str, buffers: bool, out: &mut Vec<(String, StateEntry)>) {
+        match &self.kind {
+            Kind::Sequential(layers) => {
+                for (i, layer) in layers.iter().enumerate() {
+                    layer.collect_state(&format!("{prefix}{i}."), buffers, out);
+                }
+                return;
             }
-            return;
+            Kind::Model(model) => {
+                for (name, layer) in model.layers() {
+                    layer.collect_state(&format!("{prefix}{name}."), buffers, out);
+                }
+                return;
+            }
+            _ => {}
         }
         let state = self.state.borrow();
-        for (name, t) in [("weight", &state.weight), ("bias", &state.bias)] {
+        let mut entries = vec![("weight", &state.weight), ("bias", &state.bias)];
+        if buffers {
+            entries.push(("running_mean", &state.running_mean));
+            entries.push(("running_var", &state.running_var));
+        }
+        for (name, t) in entries {
             if let Some(t) = t {
-                out.push((format!("{prefix}{name}"), t.clone()));
+                out.push((format!("{prefix}{name}"), StateEntry::Tensor(t.clone())));
             }
+        }
+        if buffers && matches!(self.kind, Kind::BatchNorm { .. }) && state.running_mean.is_some() {
+            out.push((
+                format!("{prefix}num_batches_tracked"),
+                StateEntry::BatchesTracked(Rc::clone(&self.batches)),
+            ));
         }
     }
 }
@@ -383,7 +555,8 @@ pub fn assign_field(layer: &Layer, name: &Ident, value: Value, value_span: Span)
     Ok(())
 }
 
-/// `layer(x)`: runs the layer on `x`, inferring a `_` size from it first.
+/// `layer(x)`: runs the layer on `x`, inferring a `_` size from it first. While the
+/// interpreter traces, each application of a layer that is not a container is recorded.
 pub fn forward(
     interp: &mut Interpreter,
     layer: &Layer,
@@ -391,6 +564,28 @@ pub fn forward(
     input_span: Span,
     call: Span,
 ) -> EvalResult<Tensor> {
+    let out = forward_layer(interp, layer, x, input_span, call)?;
+    if interp.tracing() && !matches!(layer.kind, Kind::Sequential(_) | Kind::Model(_)) {
+        interp.trace_layer(
+            layer as *const Layer,
+            layer.class_name(),
+            x.shape(),
+            out.shape(),
+        );
+    }
+    Ok(out)
+}
+
+fn forward_layer(
+    interp: &mut Interpreter,
+    layer: &Layer,
+    x: &Tensor,
+    input_span: Span,
+    call: Span,
+) -> EvalResult<Tensor> {
+    if let Kind::Model(model) = &layer.kind {
+        return interp.forward_model(model, x, input_span, call, layer.training.get());
+    }
     let arg = |name: &str| layer.arg_span(name);
     let spans = SpatialSpans {
         call,
@@ -444,7 +639,8 @@ pub fn forward(
     let (weight, bias) = (state.weight.clone(), state.bias.clone());
     let (rm, rv) = (state.running_mean.clone(), state.running_var.clone());
     drop(state);
-    let training = layer.training.get();
+    // Build probes leave BatchNorm2d's statistics alone and drop nothing.
+    let training = layer.training.get() && !interp.building();
     let simple = |interp: &mut Interpreter, f: &dyn Fn() -> Result<Tensor, TensorError>| {
         interp.at(call);
         f().map_err(|e| interp.tensor_err(e, call))
@@ -533,7 +729,11 @@ pub fn forward(
                 momentum: *momentum,
                 eps: *eps,
             };
-            simple(interp, &|| x.batch_norm(args))
+            let out = simple(interp, &|| x.batch_norm(args))?;
+            if training {
+                layer.batches.set(layer.batches.get() + 1);
+            }
+            Ok(out)
         }
         Kind::Pool(window) => spatial::pool2d(interp, x, window, &spans),
         Kind::Relu => simple(interp, &|| x.relu()),
@@ -554,6 +754,8 @@ pub fn forward(
             }
             Ok(out)
         }
+        // Handled first.
+        Kind::Model(_) => Ok(x.clone()),
     }
 }
 
@@ -701,6 +903,7 @@ impl fmt::Display for Layer {
                 }
                 f.write_str(")")
             }
+            Kind::Model(model) => write!(f, "{model}"),
             _ => write!(f, "{name}()"),
         }
     }

@@ -647,6 +647,26 @@ pub static LAYER_METHODS: &[BuiltinDef] = &[
         },
     },
     BuiltinDef {
+        name: "save",
+        params: &[P::required("path", Ty::Str)],
+        rest: None,
+        doc: "model.save(path): write the state dict as safetensors with PyTorch's names (atomic)",
+        run: |_, args| match layer_of(&args) {
+            Some(layer) => super::checkpoint::save(&args, layer),
+            None => Ok(Value::None),
+        },
+    },
+    BuiltinDef {
+        name: "load",
+        params: &[P::required("path", Ty::Str)],
+        rest: None,
+        doc: "model.load(path): copy a safetensors state dict into the parameters and buffers, in place",
+        run: |interp, args| match layer_of(&args) {
+            Some(layer) => super::checkpoint::load(interp, &args, &std::rc::Rc::clone(layer)),
+            None => Ok(Value::None),
+        },
+    },
+    BuiltinDef {
         name: "zero_grad",
         params: &[],
         rest: None,

@@ -10,6 +10,7 @@
 //! [`BuiltinDef`].
 
 pub mod args;
+pub mod checkpoint;
 mod layer_defs;
 pub mod layers;
 pub mod methods;
@@ -160,7 +161,7 @@ impl Ty {
             Ty::Sequence => matches!(value, Value::List(_) | Value::Range { .. }),
             Ty::Callable => matches!(
                 value,
-                Value::Function(_) | Value::Builtin(_) | Value::Layer(_)
+                Value::Function(_) | Value::Builtin(_) | Value::Layer(_) | Value::Net(_)
             ),
             Ty::Tensor => matches!(value, Value::Tensor(_)),
             Ty::Bool => matches!(value, Value::Bool(_)),
@@ -212,6 +213,33 @@ impl Args {
 }
 
 /// Every builtin, in the order `:help` lists them.
+/// The layer constructors of LANGUAGE.md §7: inside a net body each call is one layer of
+/// the model (see [`crate::eval::net`]).
+pub const LAYER_CONSTRUCTORS: &[&str] = &[
+    "Conv2d",
+    "ConvTranspose2d",
+    "Linear",
+    "MaxPool2d",
+    "AvgPool2d",
+    "BatchNorm2d",
+    "ReLU",
+    "LeakyReLU",
+    "Sigmoid",
+    "Tanh",
+    "Softmax",
+    "Identity",
+    "Flatten",
+    "Dropout",
+    "Upsample",
+    "PixelShuffle",
+    "Sequential",
+];
+
+/// Whether `def` builds a layer.
+pub fn is_layer_constructor(def: &BuiltinDef) -> bool {
+    LAYER_CONSTRUCTORS.contains(&def.name)
+}
+
 pub static BUILTINS: &[BuiltinDef] = &[
     scalar::PRINT,
     scalar::LEN,
@@ -328,6 +356,24 @@ impl BuiltinDef {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_layer_constructor_is_listed() {
+        for name in LAYER_CONSTRUCTORS {
+            assert!(lookup(name).is_some(), "{name} is not a builtin");
+        }
+        // Capitalised builtins build layers, apart from the optimizers.
+        for def in BUILTINS {
+            let capital = def.name.starts_with(|c: char| c.is_ascii_uppercase());
+            let optimizer = ["SGD", "Adam", "AdamW"].contains(&def.name);
+            assert_eq!(
+                capital && !optimizer,
+                is_layer_constructor(def),
+                "{}",
+                def.name
+            );
+        }
+    }
 
     #[test]
     fn names_are_unique_and_documented() {

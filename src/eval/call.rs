@@ -5,7 +5,8 @@ use std::rc::Rc;
 
 use super::error::{RuntimeError, closest};
 use super::value::Value;
-use super::{EvalResult, Flow, Interpreter};
+use super::{EvalResult, Flow, Interpreter, net};
+use crate::builtins::layers::Layer;
 use crate::builtins::{Args, BuiltinDef, BuiltinParam, DefaultValue};
 use crate::source::Span;
 use crate::syntax::ast::{Arg, FnDef, Param};
@@ -204,8 +205,11 @@ impl Interpreter {
         match callee {
             Value::Function(def) => self.call_fn(def, args, span),
             Value::Builtin(def) => self.call_builtin(def, args, span),
-            Value::Layer(layer) => self.call_layer(layer, args, span),
-            // Nets will be callable here.
+            Value::Layer(layer) => match layer.model() {
+                Some(model) => self.call_model(layer, &Rc::clone(model), args, span),
+                None => self.call_layer(layer, args, span),
+            },
+            Value::Net(def) => self.call_net(def, args, span),
             other => Err(Box::new(
                 RuntimeError::wrong_type("callee", "a function or layer", other.type_name(), span)
                     .with_help("only functions, layers and nets can be called"),
@@ -272,6 +276,21 @@ impl Interpreter {
         args: Vec<CallArg>,
         span: Span,
     ) -> EvalResult<Value> {
+        if !self.passes.is_empty() && crate::builtins::is_layer_constructor(def) {
+            // Inside a net body a constructor is one layer of the model (`net` module doc).
+            let key = net::occurrence_key(def.name, &args);
+            let owns: Vec<Rc<Layer>> = args
+                .iter()
+                .filter_map(|a| match &a.value {
+                    Value::Layer(l) => Some(Rc::clone(l)),
+                    _ => None,
+                })
+                .collect();
+            return self.occurrence(key, span, &owns, |this| {
+                let args = this.bind_builtin(def, args, span)?;
+                (def.run)(this, args)
+            });
+        }
         let args = self.bind_builtin(def, args, span)?;
         (def.run)(self, args)
     }

@@ -234,6 +234,91 @@ pub enum RuntimeError {
         calls: Vec<Span>,
     },
 
+    /// A model called with a tensor that does not fit its `input` declaration:
+    /// `RGB()(randn(1, 1, 8, 8))` for `input x: [N, 3, H, W]`.
+    #[error("{message}")]
+    #[diagnostic(code(E0315))]
+    NetInputMismatch {
+        /// What differs, with both shapes.
+        message: String,
+        /// The model call.
+        #[label("{label}")]
+        span: Span,
+        /// Short label text at the call.
+        label: String,
+        /// The declaration (the dim at fault, or the whole shape).
+        #[label("{declared_label}")]
+        declared: Span,
+        /// Label text at the declaration.
+        declared_label: String,
+        /// How the expected size was found, or the fix.
+        #[help]
+        help: String,
+        /// The calls that led here.
+        #[label(collection, "called from here")]
+        calls: Vec<Span>,
+    },
+
+    /// A later call of a model reached other layer constructors than the call that built
+    /// it: `if x.mean().item() > 0 { x |> Conv2d(4, 4, 3) } else { x |> Conv2d(4, 4, 1) }`.
+    #[error("{message}")]
+    #[diagnostic(code(E0507))]
+    LayerStructureChanged {
+        /// Which layer differs and how.
+        message: String,
+        /// The constructor (or the call) where the difference shows.
+        #[label("{label}")]
+        span: Span,
+        /// Short label text there.
+        label: String,
+        /// Where the model's layer at this position was built, when there is one.
+        #[label("the model's layer was built here")]
+        first: Option<Span>,
+        /// The fix.
+        #[help]
+        help: String,
+        /// The calls that led here.
+        #[label(collection, "called from here")]
+        calls: Vec<Span>,
+    },
+
+    /// A file that cannot be opened, read or written: `model.load("missing.safetensors")`.
+    #[error("{message}")]
+    #[diagnostic(code(E0501))]
+    FileAccess {
+        /// The path and what the operating system said.
+        message: String,
+        /// The call.
+        #[label("here")]
+        span: Span,
+        /// The fix.
+        #[help]
+        help: Option<String>,
+        /// The calls that led here.
+        #[label(collection, "called from here")]
+        calls: Vec<Span>,
+    },
+
+    /// A file whose contents are not what the call reads: not safetensors, or a checkpoint
+    /// whose names or shapes do not fit the model.
+    #[error("{message}")]
+    #[diagnostic(code(E0502))]
+    InvalidFile {
+        /// What is wrong, naming the tensors at fault.
+        message: String,
+        /// The call.
+        #[label("{label}")]
+        span: Span,
+        /// Short label text.
+        label: String,
+        /// The fix.
+        #[help]
+        help: Option<String>,
+        /// The calls that led here.
+        #[label(collection, "called from here")]
+        calls: Vec<Span>,
+    },
+
     /// A tensor operation failed (E0301–E0311, E0314, E0401–E0405, E0503): see
     /// [`TensorDiagnostic`] and its codes.
     #[error(transparent)]
@@ -323,6 +408,10 @@ impl RuntimeError {
             | RuntimeError::IndexOutOfRange { span, .. }
             | RuntimeError::AssertionFailed { span, .. }
             | RuntimeError::ValueError { span, .. }
+            | RuntimeError::NetInputMismatch { span, .. }
+            | RuntimeError::LayerStructureChanged { span, .. }
+            | RuntimeError::FileAccess { span, .. }
+            | RuntimeError::InvalidFile { span, .. }
             | RuntimeError::Interrupted { span, .. } => *span,
             RuntimeError::Tensor(t) => t.span,
         }
@@ -343,6 +432,10 @@ impl RuntimeError {
             | RuntimeError::IndexOutOfRange { calls, .. }
             | RuntimeError::AssertionFailed { calls, .. }
             | RuntimeError::ValueError { calls, .. }
+            | RuntimeError::NetInputMismatch { calls, .. }
+            | RuntimeError::LayerStructureChanged { calls, .. }
+            | RuntimeError::FileAccess { calls, .. }
+            | RuntimeError::InvalidFile { calls, .. }
             | RuntimeError::Interrupted { calls, .. } => calls,
             RuntimeError::Tensor(t) => &t.calls,
         }
@@ -363,6 +456,10 @@ impl RuntimeError {
             | RuntimeError::IndexOutOfRange { calls, .. }
             | RuntimeError::AssertionFailed { calls, .. }
             | RuntimeError::ValueError { calls, .. }
+            | RuntimeError::NetInputMismatch { calls, .. }
+            | RuntimeError::LayerStructureChanged { calls, .. }
+            | RuntimeError::FileAccess { calls, .. }
+            | RuntimeError::InvalidFile { calls, .. }
             | RuntimeError::Interrupted { calls, .. } => calls.push(span),
             RuntimeError::Tensor(t) => t.calls.push(span),
         }
@@ -510,6 +607,36 @@ mod tests {
             RuntimeError::value("x", s, "x"),
             RuntimeError::Interrupted {
                 span: s,
+                calls: vec![],
+            },
+            RuntimeError::NetInputMismatch {
+                message: t(),
+                span: s,
+                label: t(),
+                declared: s,
+                declared_label: t(),
+                help: t(),
+                calls: vec![],
+            },
+            RuntimeError::LayerStructureChanged {
+                message: t(),
+                span: s,
+                label: t(),
+                first: None,
+                help: t(),
+                calls: vec![],
+            },
+            RuntimeError::FileAccess {
+                message: t(),
+                span: s,
+                help: None,
+                calls: vec![],
+            },
+            RuntimeError::InvalidFile {
+                message: t(),
+                span: s,
+                label: t(),
+                help: None,
                 calls: vec![],
             },
         ]

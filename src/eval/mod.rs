@@ -8,6 +8,7 @@
 pub mod call;
 pub mod env;
 pub mod error;
+pub mod net;
 pub mod ops;
 pub mod tensor;
 pub mod tensor_error;
@@ -62,6 +63,13 @@ pub struct Interpreter {
     warnings: Vec<RuntimeWarning>,
     /// Where a warning was raised already (each place warns once).
     warned: HashSet<Span>,
+    /// The net passes in progress, innermost last (see [`net`]).
+    passes: Vec<net::Pass>,
+    /// Set while a net's build probes run: BatchNorm2d keeps its statistics, Dropout is
+    /// the identity.
+    building: bool,
+    /// Layer applications recorded for [`Interpreter::trace_forward`], when tracing.
+    trace: Option<Vec<net::RawTrace>>,
 }
 
 impl Interpreter {
@@ -76,7 +84,38 @@ impl Interpreter {
             site_ids: HashMap::new(),
             warnings: Vec::new(),
             warned: HashSet::new(),
+            passes: Vec::new(),
+            building: false,
+            trace: None,
         }
+    }
+
+    /// Whether a net's build probes are running (layers then leave their state alone).
+    pub fn building(&self) -> bool {
+        self.building
+    }
+
+    /// Records one layer application while [`Interpreter::trace_forward`] runs.
+    pub(crate) fn trace_layer(
+        &mut self,
+        layer: *const crate::builtins::layers::Layer,
+        kind: String,
+        input: &[usize],
+        output: &[usize],
+    ) {
+        if let Some(trace) = &mut self.trace {
+            trace.push(net::RawTrace {
+                layer,
+                kind,
+                input: input.to_vec(),
+                output: output.to_vec(),
+            });
+        }
+    }
+
+    /// Whether layer applications are being traced.
+    pub(crate) fn tracing(&self) -> bool {
+        self.trace.is_some()
     }
 
     /// A flag that stops the running program with E0506 when set (from another thread or a
@@ -201,6 +240,11 @@ impl Interpreter {
                 if let Some(shape) = annotation {
                     self.check_annotation(name, shape, &value, value_span)?;
                 }
+                if let Value::Layer(layer) = &value
+                    && !self.passes.is_empty()
+                {
+                    self.name_layer(&name.name, layer);
+                }
                 self.env.declare(name.name.clone(), value);
             }
             StmtKind::Assign { target, op, value } => self.assign(target, *op, value)?,
@@ -270,16 +314,11 @@ impl Interpreter {
                     .declare(def.name.name.clone(), Value::Function(def.clone()));
             }
             StmtKind::Net(def) => {
-                // The checker analyses net bodies; building and running them is not written yet.
-                return Err(Box::new(RuntimeError::value(
-                    format!(
-                        "running `net` definitions is not supported yet (`{}`); `cnn check` checks them",
-                        def.name.name
-                    ),
-                    def.name.span,
-                    "not supported yet",
-                )));
+                self.env
+                    .declare(def.name.name.clone(), Value::Net(def.clone()));
             }
+            // A pass binds the inputs before the body runs (`net::run_pass`).
+            StmtKind::Input { .. } if self.input_allowed() => {}
             StmtKind::Input { .. } => return Err(Self::misplaced("input", "a net", stmt.span)),
         }
         Ok(Flow::Normal)

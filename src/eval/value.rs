@@ -10,7 +10,7 @@ use std::rc::Rc;
 
 use crate::builtins::BuiltinDef;
 use crate::builtins::layers::Layer;
-use crate::syntax::ast::FnDef;
+use crate::syntax::ast::{FnDef, NetDef};
 use crate::tensor::Tensor;
 use crate::tensor::optim::Optimizer;
 
@@ -51,8 +51,8 @@ pub enum Value {
     /// `_` given as a call argument: a size a layer infers from its first input
     /// (`Conv2d(_, 16, 3)`).
     Infer,
-    // A Net variant goes here. Each match in `eval` that must handle it is exhaustive, so
-    // adding a variant points at every place to extend.
+    /// A `net` definition: calling it with its parameters builds a model (a layer).
+    Net(Rc<NetDef>),
 }
 
 /// A read-only value with named fields: `r.median`, `rf.size`.
@@ -103,6 +103,7 @@ impl Value {
             Value::Layer(_) => "layer",
             Value::Optimizer(_) => "optimizer",
             Value::Infer => "_",
+            Value::Net(_) => "net",
         }
     }
 
@@ -124,6 +125,7 @@ impl Value {
             | Value::Function(_)
             | Value::Builtin(_)
             | Value::Layer(_)
+            | Value::Net(_)
             | Value::Optimizer(_) => true,
         }
     }
@@ -172,6 +174,7 @@ impl Value {
             (Value::Layer(a), Value::Layer(b)) => Rc::ptr_eq(a, b),
             (Value::Optimizer(a), Value::Optimizer(b)) => Rc::ptr_eq(a, b),
             (Value::Infer, Value::Infer) => true,
+            (Value::Net(a), Value::Net(b)) => Rc::ptr_eq(a, b),
             _ => false,
         }
     }
@@ -294,6 +297,7 @@ impl fmt::Display for Value {
             Value::Layer(layer) => write!(f, "{layer}"),
             Value::Optimizer(opt) => f.write_str(&opt.borrow().describe(format_float)),
             Value::Infer => f.write_str("_"),
+            Value::Net(def) => write!(f, "<net {}>", def.name.name),
         }
     }
 }

@@ -76,6 +76,21 @@ pub fn seed(n: u64) {
     with_rng(|rng| *rng = Xoshiro256::from_seed(n));
 }
 
+/// The generator's state, to put back with [`set_state`]: work that must not change the
+/// program's random stream (a net's build probes) runs between the two.
+#[derive(Debug, Clone)]
+pub struct RngState(Xoshiro256);
+
+/// The current state of this thread's generator.
+pub fn state() -> RngState {
+    with_rng(|rng| RngState(rng.clone()))
+}
+
+/// Restores a state taken by [`state`]: the draws after it repeat.
+pub fn set_state(state: RngState) {
+    with_rng(|rng| *rng = state.0);
+}
+
 /// Fills `out` with draws uniform in `[low, high)`.
 pub fn fill_uniform(out: &mut [f32], low: f64, high: f64) {
     with_rng(|rng| {

@@ -233,13 +233,13 @@ pub fn max_pool2d_into(
     let p = &geometry.params;
     assert_eq!(
         input.len(),
-        geometry.input.iter().product(),
+        geometry.input.iter().product::<usize>(),
         "input does not have shape {:?}",
         geometry.input
     );
     assert_eq!(
         output.len(),
-        geometry.output.iter().product(),
+        geometry.output.iter().product::<usize>(),
         "output does not have shape {:?}",
         geometry.output
     );
@@ -322,7 +322,7 @@ pub fn max_pool2d_backward_into(
     let [_, _, oh, ow] = geometry.output;
     assert_eq!(
         grad_output.len(),
-        geometry.output.iter().product(),
+        geometry.output.iter().product::<usize>(),
         "grad_output does not have shape {:?}",
         geometry.output
     );
@@ -333,7 +333,7 @@ pub fn max_pool2d_backward_into(
     );
     assert_eq!(
         grad_input.len(),
-        geometry.input.iter().product(),
+        geometry.input.iter().product::<usize>(),
         "grad_input does not have shape {:?}",
         geometry.input
     );
@@ -386,13 +386,13 @@ pub fn avg_pool2d_into(geometry: &AvgPool2dGeometry, input: &[f32], output: &mut
     let p = &geometry.params;
     assert_eq!(
         input.len(),
-        geometry.input.iter().product(),
+        geometry.input.iter().product::<usize>(),
         "input does not have shape {:?}",
         geometry.input
     );
     assert_eq!(
         output.len(),
-        geometry.output.iter().product(),
+        geometry.output.iter().product::<usize>(),
         "output does not have shape {:?}",
         geometry.output
     );
@@ -453,13 +453,13 @@ pub fn avg_pool2d_backward_into(
     let p = &geometry.params;
     assert_eq!(
         grad_output.len(),
-        geometry.output.iter().product(),
+        geometry.output.iter().product::<usize>(),
         "grad_output does not have shape {:?}",
         geometry.output
     );
     assert_eq!(
         grad_input.len(),
-        geometry.input.iter().product(),
+        geometry.input.iter().product::<usize>(),
         "grad_input does not have shape {:?}",
         geometry.input
     );
