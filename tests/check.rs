@@ -724,3 +724,397 @@ proptest! {
         differential(script)?;
     }
 }
+
+// ---- Nets: model calls, signatures, receptive fields (LANGUAGE.md §8, §9, §11) ----
+
+/// Each `let` of a script that checks clean, as `name : type`.
+fn let_types(text: &str) -> Vec<String> {
+    let source = SourceFile::new("lets.cnn", text);
+    let (lets, outcome) = cnn::check_with_types(&source);
+    if let Err(problems) = &outcome {
+        let errors: Vec<&Problem> = problems.iter().filter(|p| p.is_error()).collect();
+        assert!(errors.is_empty(), "false positive\n{text}\n{errors:?}");
+    }
+    lets.iter().map(|(_, n, t)| format!("{n} : {t}")).collect()
+}
+
+fn type_of(text: &str, name: &str) -> String {
+    let prefix = format!("{name} : ");
+    let_types(text)
+        .into_iter()
+        .rev()
+        .find_map(|l| l.strip_prefix(&prefix).map(str::to_string))
+        .unwrap_or_else(|| panic!("no `let {name}` in\n{text}"))
+}
+
+const SRCNN: &str = "net SRCNN(c=1, scale=2) {
+    input x: [N, c, H, W]
+    let f = x |> Conv2d(_, 64, 9, padding=4) |> ReLU()
+             |> Conv2d(_, 32, 1) |> ReLU()
+    return f |> ConvTranspose2d(_, c, 2*scale, stride=scale, padding=scale//2)
+}
+";
+
+#[test]
+fn a_built_model_has_its_signature_with_symbols_kept() {
+    let text = format!(
+        "{SRCNN}let model = SRCNN(scale=2)\nlet y = model(randn(4, 1, 32, 32))\nlet rgb = SRCNN(c=3, scale=3)\nlet z = rgb(randn(1, 3, 5, 5))\n"
+    );
+    assert_eq!(
+        type_of(&text, "model"),
+        "model SRCNN [N, 1, H, W] -> [N, 1, 2*H, 2*W]"
+    );
+    assert_eq!(type_of(&text, "y"), "tensor [4, 1, 64, 64]");
+    assert_eq!(
+        type_of(&text, "rgb"),
+        "model SRCNN [N, 3, H, W] -> [N, 3, 3*H + 1, 3*W + 1]"
+    );
+    // (5 - 1)*3 - 2*1 + 6 = 16
+    assert_eq!(type_of(&text, "z"), "tensor [1, 3, 16, 16]");
+}
+
+#[test]
+fn preconditions_come_from_the_layers() {
+    let text = "net Valid {\n    input x: [N, 1, H, W]\n    return x |> Conv2d(1, 4, 9) |> MaxPool2d(2)\n}\nlet m = Valid()\nlet y = m(randn(2, 1, 12, 30))\n";
+    assert_eq!(
+        type_of(text, "m"),
+        "model Valid [N, 1, H, W] -> [N, 4, H//2 - 4, W//2 - 4] where H >= 10, W >= 10"
+    );
+    assert_eq!(type_of(text, "y"), "tensor [2, 4, 2, 11]");
+}
+
+#[test]
+fn a_concrete_net_infers_a_concrete_signature() {
+    let text = "net LeNet(classes=10) {
+    input x: [N, 1, 28, 28]
+    let h = x |> Conv2d(1, 6, 5) |> ReLU() |> MaxPool2d(2)
+             |> Conv2d(6, 16, 5) |> ReLU() |> MaxPool2d(2)
+    return h |> Flatten() |> Linear(16 * 4 * 4, 120) |> ReLU() |> Linear(120, classes)
+}
+let lenet = LeNet(classes=7)
+let logits = lenet(randn(32, 1, 28, 28))
+";
+    assert_eq!(
+        type_of(text, "lenet"),
+        "model LeNet [N, 1, 28, 28] -> [N, 7]"
+    );
+    assert_eq!(type_of(text, "logits"), "tensor [32, 7]");
+}
+
+#[test]
+fn a_loop_over_a_constant_range_is_walked_pass_by_pass() {
+    let text = "net Deep(depth=3) {
+    input x: [N, 8, H, W]
+    let h = x
+    for i in 0..depth { h = h |> Conv2d(8, 8, 3) |> ReLU() }
+    return h
+}
+let d = Deep(depth=4)
+let y = d(randn(2, 8, 20, 20))
+let wide = Deep(depth=1000)
+";
+    assert_eq!(
+        type_of(text, "d"),
+        "model Deep [N, 8, H, W] -> [N, 8, H - 8, W - 8] where H >= 9, W >= 9"
+    );
+    assert_eq!(type_of(text, "y"), "tensor [2, 8, 12, 12]");
+    // Past the unrolling bound the loop is walked once, its names widened: no hang, no
+    // guess.
+    assert_eq!(type_of(text, "wide"), "model Deep [N, 8, H, W] -> unknown");
+}
+
+#[test]
+fn nets_call_nets() {
+    let text = "net Deep(depth=3) {
+    input x: [N, 8, H, W]
+    let h = x
+    for i in 0..depth { h = h |> Conv2d(8, 8, 3, padding=1) |> ReLU() }
+    return h
+}
+net Down {
+    input x: [N, 8, H, W]
+    return x |> Conv2d(8, 8, 3) |> MaxPool2d(2)
+}
+net Pair {
+    input x: [N, 8, H, W]
+    let inner = Down()
+    return x |> Deep(depth=1) |> inner |> Deep(depth=2)
+}
+let p = Pair()
+let y = p(randn(1, 8, 10, 12))
+";
+    assert_eq!(
+        type_of(text, "p"),
+        "model Pair [N, 8, H, W] -> [N, 8, H//2 - 1, W//2 - 1] where H >= 4, W >= 4"
+    );
+    assert_eq!(type_of(text, "y"), "tensor [1, 8, 4, 5]");
+}
+
+#[test]
+fn a_layer_applied_twice_shares_its_weights() {
+    let text = "net Shared {
+    input x: [N, 4, H, W]
+    let conv = Conv2d(4, 4, 3, padding=1)
+    return conv(relu(conv(x)))
+}
+let s = Shared()
+";
+    assert_eq!(
+        type_of(text, "s"),
+        "model Shared [N, 4, H, W] -> [N, 4, H, W]"
+    );
+    let r = report(text, "Shared", &[], None);
+    assert_eq!(r.rows.len(), 2);
+    assert_eq!(r.rows[0].layer_id, r.rows[1].layer_id);
+    assert_eq!(r.rows[0].params, Some(4 * 4 * 9 + 4));
+    assert_eq!(r.total_params, Some(4 * 4 * 9 + 4));
+}
+
+#[test]
+fn a_net_that_reaches_itself_is_unknown_not_a_hang() {
+    let text = "net Loop {\n    input x: [N, 1, H, W]\n    return Loop()(x)\n}\nlet l = Loop()\nlet y = l(randn(1, 1, 4, 4))\n";
+    assert_eq!(type_of(text, "y"), "tensor");
+}
+
+#[test]
+fn a_bad_input_size_reports_the_layer_in_the_body_and_the_call() {
+    let text = format!(
+        "{}let model = SRCNN()\nlet y = model(randn(1, 1, 4, 4))\n",
+        SRCNN.replace("9, padding=4", "9")
+    );
+    let found = check_errors("small", &text);
+    assert_eq!(found.len(), 1, "{found:?}");
+    let (code, lines) = &found[0];
+    assert_eq!(code, "E0301");
+    // The kernel in the body (line 3), and the call (line 8).
+    assert_eq!(lines.first(), Some(&3), "{found:?}");
+    assert!(lines.contains(&8), "{found:?}");
+    let source = SourceFile::new("small", text.as_str());
+    let rendered = render(&cnn::check(&source).err().unwrap());
+    assert!(rendered.contains("called from here"), "{rendered}");
+}
+
+#[test]
+fn a_model_call_still_checks_the_declared_input() {
+    let text = format!("{SRCNN}let model = SRCNN()\nlet y = model(randn(2, 3, 16, 16))\n");
+    let found = check_errors("e0315", &text);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].0, "E0315");
+    let text = "net Two {\n    input a: [N, C, H, W]\n    input b: [N, C, H, W]\n    return a + b\n}\nlet t = Two()\nlet y = t(randn(1, 2, 4, 4), randn(1, 2, 5, 4))\nlet ok = t(randn(1, 2, 4, 4), randn(1, 2, 4, 4))\n";
+    let found = check_errors("two_inputs", text);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0], ("E0315".to_string(), vec![7, 3]));
+}
+
+#[test]
+fn a_shape_error_after_a_model_call_is_found() {
+    let text = format!(
+        "{SRCNN}let model = SRCNN()\nlet y = model(randn(2, 1, 8, 8))\nlet z = y + randn(2, 1, 8, 8)\n"
+    );
+    let found = check_errors("after", &text);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].0, "E0306");
+}
+
+#[test]
+fn the_conformance_nets_check_clean() {
+    for file in ["nets.cnn", "receptive_field.cnn"] {
+        let path = format!("/work/shared/conformance/semantics/{file}");
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let found: Vec<(String, Vec<usize>)> = check_errors(file, &text)
+            .into_iter()
+            // `receptive_field` is a run-time builtin still to come.
+            .filter(|(c, _)| c != "E0201")
+            .collect();
+        assert!(found.is_empty(), "{file}: {found:?}");
+    }
+}
+
+// ---- The report behind `summary(model)` and `receptive_field(model)` ----
+
+fn report(
+    text: &str,
+    net: &str,
+    params: &[(&str, cnn::check::ParamValue)],
+    input: Option<&[Vec<i64>]>,
+) -> cnn::check::NetReport {
+    let source = SourceFile::new("report.cnn", text);
+    let program = cnn::parse(&source).unwrap_or_else(|_| panic!("parses\n{text}"));
+    let def = program
+        .stmts
+        .iter()
+        .find_map(|s| match &s.node {
+            cnn::syntax::ast::StmtKind::Net(d) if &*d.name.name == net => Some(d.clone()),
+            _ => None,
+        })
+        .expect("the net is defined");
+    let params: Vec<(Rc<str>, cnn::check::ParamValue)> = params
+        .iter()
+        .map(|(n, v)| (Rc::from(*n), v.clone()))
+        .collect();
+    cnn::check::net_report(&program, &def, &params, input)
+}
+
+/// The output's receptive field as `(size, jump, start)` per axis, printed.
+fn field_of(r: &cnn::check::NetReport) -> Option<[(i64, String, String); 2]> {
+    r.receptive_field
+        .map(|f| f.map(|a| (a.size, a.jump.to_string(), a.start.to_string())))
+}
+
+const CHAIN: &str = "net Chain {
+    input x: [N, 1, H, W]
+    return x |> Conv2d(1, 1, 3) |> Conv2d(1, 1, 3, stride=2) |> AvgPool2d(2) |> Conv2d(1, 1, 3, dilation=2)
+}
+net Up {
+    input x: [N, 1, H, W]
+    return x |> Conv2d(1, 1, 3, padding=1) |> ConvTranspose2d(1, 1, 4, stride=2, padding=1)
+}
+";
+
+#[test]
+fn receptive_fields_of_the_conformance_nets() {
+    let chain = report(CHAIN, "Chain", &[], None);
+    let axis = (23, "4".to_string(), "11".to_string());
+    assert_eq!(field_of(&chain), Some([axis.clone(), axis]));
+    assert_eq!(chain.inputs, vec!["[N, 1, H, W]"]);
+    assert_eq!(chain.output, "[N, 1, (H - 3)//4 - 4, (W - 3)//4 - 4]");
+    let up = report(CHAIN, "Up", &[], None);
+    let axis = (4, "0.5".to_string(), "-0.25".to_string());
+    assert_eq!(field_of(&up), Some([axis.clone(), axis]));
+    // The same with a concrete input: the shape is concrete, the field the same.
+    let chain64 = report(CHAIN, "Chain", &[], Some(&[vec![1, 1, 64, 64]]));
+    assert_eq!(chain64.concrete_output, Some(vec![1, 1, 11, 11]));
+    assert_eq!(chain64.receptive_field, chain.receptive_field);
+    assert_eq!(chain64.rows.len(), 4);
+    assert_eq!(chain64.rows[3].shape, "[1, 1, 11, 11]");
+}
+
+#[test]
+fn receptive_fields_by_hand() {
+    let text = "net Vgg {
+    input x: [N, 3, H, W]
+    return x |> Conv2d(3, 8, 3, padding=1) |> ReLU() |> Conv2d(8, 8, 3, padding=1) |> MaxPool2d(2) |> Conv2d(8, 8, 3, padding=1)
+}
+net Res {
+    input x: [N, 4, H, W]
+    return x + (x |> Conv2d(4, 4, 5, padding=2))
+}
+net Mixed {
+    input x: [N, 4, H, W]
+    let down = x |> Conv2d(4, 4, 4, stride=2, padding=1)
+    return cat([down, x |> MaxPool2d(2)], 1)
+}
+net Flat {
+    input x: [N, 1, 8, 8]
+    return x |> Flatten() |> Linear(64, 2)
+}
+net Sub {
+    input x: [N, 16, H, W]
+    return x |> Conv2d(16, 16, 3, padding=1) |> PixelShuffle(2) |> BatchNorm2d(4) |> Upsample(scale_factor=2)
+}
+net Smooth {
+    input x: [N, 1, H, W]
+    return x |> MaxPool2d(2) |> Upsample(scale_factor=2, mode=\"bilinear\")
+}
+net Wide {
+    input x: [N, 1, H, W]
+    return x |> Conv2d(1, 1, [3, 5], stride=[1, 2], dilation=[2, 1])
+}
+";
+    // 3, then 5, then the pool 6 with jump 2, then +2*2: 10.
+    let vgg = report(text, "Vgg", &[], None);
+    let f = vgg.receptive_field.unwrap();
+    assert_eq!((f[0].size, f[0].jump.to_string()), (10, "2".to_string()));
+    assert_eq!(vgg.rows.len(), 5);
+    assert_eq!(vgg.rows[3].field.unwrap()[0].size, 6);
+    assert_eq!(vgg.rows[0].params, Some(3 * 8 * 9 + 8));
+    assert_eq!(
+        vgg.total_params,
+        Some((3 * 8 * 9 + 8) + 2 * (8 * 8 * 9 + 8))
+    );
+    // A residual: the union of the identity and a centred 5x5 window.
+    let res = report(text, "Res", &[], None);
+    assert_eq!(
+        field_of(&res).unwrap()[0],
+        (5, "1".to_string(), "0".to_string())
+    );
+    // Branches of equal jump: a 4-window and a 2-window, both centred on 0.5.
+    let mixed = report(text, "Mixed", &[], None);
+    assert_eq!(mixed.output, "[N, 8, H//2, W//2]");
+    assert_eq!(
+        field_of(&mixed).unwrap()[0],
+        (4, "2".to_string(), "0.5".to_string())
+    );
+    // Linear mixes every position: no field.
+    assert_eq!(report(text, "Flat", &[], None).receptive_field, None);
+    // Sub-pixel and nearest upsampling divide the jump and keep the size.
+    let sub = report(text, "Sub", &[], None);
+    assert_eq!(sub.output, "[N, 4, 4*H, 4*W]");
+    let axis = (3, "0.25".to_string(), "-0.375".to_string());
+    assert_eq!(field_of(&sub), Some([axis.clone(), axis]));
+    // Bilinear blends two inputs one jump apart.
+    let smooth = field_of(&report(text, "Smooth", &[], None)).unwrap();
+    assert_eq!(smooth[0], (4, "1".to_string(), "0".to_string()));
+    // Per axis: dilation 2 on rows, stride 2 on columns.
+    let wide = field_of(&report(text, "Wide", &[], None)).unwrap();
+    assert_eq!(wide[0], (5, "1".to_string(), "2".to_string()));
+    assert_eq!(wide[1], (5, "2".to_string(), "2".to_string()));
+}
+
+#[test]
+fn a_report_groups_nested_models_and_takes_parameters() {
+    let text = "net Block(c=4) {
+    input x: [N, c, H, W]
+    return x |> Sequential(Conv2d(c, c, 3), ReLU())
+}
+net Two(c=4) {
+    input x: [N, c, H, W]
+    return x |> Block(c=c) |> Block(c=c)
+}
+";
+    let r = report(
+        text,
+        "Two",
+        &[("c", cnn::check::ParamValue::Int(2))],
+        Some(&[vec![1, 2, 10, 10]]),
+    );
+    let rows: Vec<(usize, &str, &str)> = r
+        .rows
+        .iter()
+        .map(|row| (row.depth, row.kind.as_str(), row.shape.as_str()))
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            (0, "Block", "[1, 2, 8, 8]"),
+            (1, "Sequential", "[1, 2, 8, 8]"),
+            (2, "Conv2d", "[1, 2, 8, 8]"),
+            (2, "ReLU", "[1, 2, 8, 8]"),
+            (0, "Block", "[1, 2, 6, 6]"),
+            (1, "Sequential", "[1, 2, 6, 6]"),
+            (2, "Conv2d", "[1, 2, 6, 6]"),
+            (2, "ReLU", "[1, 2, 6, 6]"),
+        ]
+    );
+    let conv = 2 * 2 * 9 + 2;
+    assert_eq!(r.rows[0].params, Some(conv));
+    assert_eq!(r.rows[1].params, Some(conv));
+    assert_eq!(r.total_params, Some(2 * conv));
+    assert_eq!(r.inputs, vec!["[N, 2, H, W]"]);
+    assert_eq!(r.output, "[N, 2, H - 4, W - 4]");
+    assert_eq!(r.preconditions, vec!["H >= 5", "W >= 5"]);
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    assert_eq!(r.receptive_field.unwrap()[0].size, 5);
+}
+
+#[test]
+fn a_fn_defined_in_a_net_body_does_not_return_for_the_net() {
+    let text = "net Helper {\n    input x: [N, 2, H, W]\n    fn half(n) { return n // 2 }\n    return x |> Conv2d(2, 2, 3)\n}\nlet h = Helper()\nlet y = h(randn(1, 2, 6, 6))\n";
+    assert_eq!(
+        type_of(text, "h"),
+        "model Helper [N, 2, H, W] -> [N, 2, H - 2, W - 2] where H >= 3, W >= 3"
+    );
+    assert_eq!(type_of(text, "y"), "tensor [1, 2, 4, 4]");
+}

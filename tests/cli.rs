@@ -213,6 +213,20 @@ fn checker_warnings_come_before_the_output_and_do_not_fail_the_run() {
 }
 
 #[test]
+fn check_shapes_prints_a_model_with_its_signature() {
+    let p = script(
+        "shapes_model",
+        "net SRCNN(c=1, scale=2) {\n    input x: [N, c, H, W]\n    let f = x |> Conv2d(_, 64, 9) |> ReLU()\n    return f |> ConvTranspose2d(_, c, 2*scale, stride=scale, padding=scale//2)\n}\nlet model = SRCNN(scale=2)\nlet y = model(randn(4, 1, 32, 32))\n",
+    );
+    let o = cnn(&["check", "--shapes", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "3:9  f : tensor [N, 64, H - 8, W - 8]\n6:5  model : model SRCNN [N, 1, H, W] -> [N, 1, 2*H - 16, 2*W - 16] where H >= 9, W >= 9\n7:5  y : tensor [4, 1, 48, 48]\n"
+    );
+}
+
+#[test]
 fn run_seed_seeds_the_generator_as_seed_does() {
     let draw = script("seeded", "print(randn(3).tolist())\n");
     let inline = script("seeded_inline", "seed(7)\nprint(randn(3).tolist())\n");

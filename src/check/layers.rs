@@ -11,6 +11,7 @@ use super::walk::{Checker, derived};
 use crate::builtins::{BuiltinDef, spatial};
 use crate::eval::tensor_error::{TensorCode, TensorDiagnostic};
 use crate::source::Span;
+use crate::tensor::receptive_field::AxisField;
 use crate::tensor::shape::{self, ShapeError, SpatialOp};
 
 impl LayerTy {
@@ -205,8 +206,17 @@ impl Checker {
         Ty::Layer(Rc::new(layer))
     }
 
-    /// A layer applied to `input`.
+    /// A layer applied to `input` (recorded when a net report is being made).
     pub(super) fn apply_layer(&mut self, l: &Rc<LayerTy>, input: &Ty, at: Span, span: Span) -> Ty {
+        let at_row = self.nets.rows.as_ref().map(Vec::len);
+        let out = self.apply_layer_unrecorded(l, input, at, span);
+        if let Some(i) = at_row {
+            self.record_layer(l, input, &out, i);
+        }
+        out
+    }
+
+    fn apply_layer_unrecorded(&mut self, l: &Rc<LayerTy>, input: &Ty, at: Span, span: Span) -> Ty {
         let Ty::Tensor(t) = input else {
             return Ty::Unknown;
         };
@@ -219,21 +229,31 @@ impl Checker {
             Ty::Tensor(TensorTy {
                 shape: t.shape.clone(),
                 grad: derived(t.grad, false),
+                field: t.field.clone(),
             })
         };
-        let unknown = Ty::Tensor(TensorTy { shape: None, grad });
+        let unknown = Ty::Tensor(TensorTy {
+            shape: None,
+            grad,
+            field: None,
+        });
         match l.kind {
             "ReLU" | "LeakyReLU" | "Sigmoid" | "Tanh" | "Softmax" | "Identity" | "Dropout" => {
                 keep(t)
             }
             "Sequential" => {
                 let mut x = input.clone();
+                self.nest_rows(1);
                 for (layer, s) in &l.rest {
                     x = match layer {
                         Ty::Layer(inner) => self.apply_layer(inner, &x, at, *s),
-                        _ => return Ty::Unknown,
+                        _ => Ty::Unknown,
                     };
+                    if x == Ty::Unknown {
+                        break;
+                    }
                 }
+                self.nest_rows(-1);
                 x
             }
             "Flatten" => {
@@ -260,6 +280,7 @@ impl Checker {
                 Ty::Tensor(TensorTy {
                     shape: Some(out),
                     grad,
+                    field: None,
                 })
             }
             "Linear" => {
@@ -309,17 +330,25 @@ impl Checker {
                 Ty::Tensor(TensorTy {
                     shape: Some(out),
                     grad,
+                    field: None,
                 })
             }
             "Conv2d" | "ConvTranspose2d" | "MaxPool2d" | "AvgPool2d" => {
                 self.apply_spatial(l, t, at, span, grad)
             }
+            // Per channel, position by position: shape and receptive field kept.
+            "BatchNorm2d" => keep(t),
+            "Upsample" | "PixelShuffle" => upscale(l, t, grad).unwrap_or(unknown),
             _ => unknown,
         }
     }
 
     fn apply_spatial(&mut self, l: &LayerTy, t: &TensorTy, at: Span, span: Span, grad: Grad) -> Ty {
-        let unknown = Ty::Tensor(TensorTy { shape: None, grad });
+        let unknown = Ty::Tensor(TensorTy {
+            shape: None,
+            grad,
+            field: None,
+        });
         let Some(shape) = &t.shape else {
             return unknown;
         };
@@ -439,6 +468,7 @@ impl Checker {
             } else {
                 sizes[axis] = 1;
             }
+            self.require_positive(&dim);
             out[c_axis + 1 + axis] = dim;
         }
         if !drops.is_empty() {
@@ -514,9 +544,79 @@ impl Checker {
         if conv && let Some(c) = l.int("out_channels") {
             out[c_axis] = SymDim::constant(c);
         }
+        let field = t.field.as_ref().and_then(|f| {
+            let axis = |a: usize| {
+                let (k, s, d) = (w.kernel[a], w.stride[a], w.dilation[a]);
+                // "same" pads d*(k-1) in all, the smaller half before (as PyTorch does).
+                let p = if w.same {
+                    d * (k - 1) / 2
+                } else {
+                    w.padding[a]
+                };
+                match w.op {
+                    SpatialOp::ConvTranspose2d => f[a].transposed(k, s, p, d),
+                    _ => f[a].window(k, s, p, d),
+                }
+            };
+            Some(Rc::new([axis(0)?, axis(1)?]))
+        });
         Ty::Tensor(TensorTy {
             shape: Some(out),
             grad,
+            field,
         })
     }
+}
+
+/// `Upsample` with an integer `scale_factor` and `PixelShuffle(r)` on `[N, C, H, W]` (or
+/// `[C, H, W]`): `H*r`, `W*r` (PixelShuffle also `C/(r*r)`), the jump divided by `r`;
+/// `None` when the configuration or the shape is not known (the interpreter then checks).
+fn upscale(l: &LayerTy, t: &TensorTy, grad: Grad) -> Option<Ty> {
+    let shape = t.shape.as_ref()?;
+    if !matches!(shape.len(), 3 | 4) {
+        return None;
+    }
+    let c_axis = shape.len() - 3;
+    let mut out = shape.clone();
+    let (r, bilinear) = if l.kind == "PixelShuffle" {
+        let r = l.int("upscale_factor").filter(|r| *r > 0)?;
+        out[c_axis] = out[c_axis].exact_div(r.checked_mul(r)?)?;
+        (r, false)
+    } else {
+        if l.arg("size").0 != Ty::None {
+            return None;
+        }
+        let [rh, rw] = l.pair("scale_factor")?;
+        if rh != rw || rh <= 0 {
+            return None;
+        }
+        let bilinear = match l.arg("mode").0 {
+            Ty::Str(Some(m)) if &*m == "nearest" => false,
+            Ty::Str(Some(m)) if &*m == "bilinear" => true,
+            _ => return None,
+        };
+        (rh, bilinear)
+    };
+    for axis in 1..=2 {
+        out[c_axis + axis] = out[c_axis + axis].clone() * r;
+    }
+    let field = t.field.as_ref().and_then(|f| {
+        let axis = |a: AxisField| {
+            let up = a.upsampled(r)?;
+            if !bilinear {
+                return Some(up);
+            }
+            // Each output pixel blends the two nearest inputs, one input jump apart.
+            Some(AxisField {
+                size: up.size.checked_add(a.jump.as_int()?)?,
+                ..up
+            })
+        };
+        Some(Rc::new([axis(f[0])?, axis(f[1])?]))
+    });
+    Some(Ty::Tensor(TensorTy {
+        shape: Some(out),
+        grad,
+        field,
+    }))
 }

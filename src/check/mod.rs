@@ -9,12 +9,15 @@ pub mod dim;
 mod dim_arith;
 pub mod error;
 mod layers;
+pub mod net;
 mod ops;
 pub mod rules;
+pub mod summary;
 pub mod ty;
 mod walk;
 
 pub use error::{CheckError, CheckWarning};
+pub use summary::{LayerRow, NetReport, ParamValue, net_report};
 pub use walk::Problems;
 
 use crate::syntax::ast::Program;

@@ -55,8 +55,13 @@ impl Checker {
                     Some(Ok(s)) => Ty::Tensor(TensorTy {
                         shape: Some(s),
                         grad,
+                        field: super::ty::merge_fields(a.field.as_ref(), b.field.as_ref()),
                     }),
-                    None => Ty::Tensor(TensorTy { shape: None, grad }),
+                    None => Ty::Tensor(TensorTy {
+                        shape: None,
+                        grad,
+                        field: None,
+                    }),
                 }
             }
             (Ty::Tensor(t), Ty::Int(_) | Ty::Float | Ty::Bool(_))
@@ -67,6 +72,7 @@ impl Checker {
                 Ty::Tensor(TensorTy {
                     shape: t.shape.clone(),
                     grad: derived(t.grad, self.no_grad),
+                    field: t.field.clone(),
                 })
             }
             (Ty::Int(a), Ty::Int(b)) => match op {
@@ -140,7 +146,11 @@ impl Checker {
     }
 
     fn matmul(&mut self, a: &TensorTy, b: &TensorTy, span: Span, grad: Grad) -> Ty {
-        let unknown = Ty::Tensor(TensorTy { shape: None, grad });
+        let unknown = Ty::Tensor(TensorTy {
+            shape: None,
+            grad,
+            field: None,
+        });
         let (Some(x), Some(y)) = (&a.shape, &b.shape) else {
             return unknown;
         };
@@ -187,7 +197,11 @@ impl Checker {
             return Ty::Unknown;
         };
         let grad = derived(t.grad, self.no_grad);
-        let unknown = Ty::Tensor(TensorTy { shape: None, grad });
+        let unknown = Ty::Tensor(TensorTy {
+            shape: None,
+            grad,
+            field: None,
+        });
         let m: &str = &name.name;
         if super::rules::INPLACE_METHODS.contains(&m) {
             self.check_inplace(t, span);
@@ -205,6 +219,7 @@ impl Checker {
             return Ty::Tensor(TensorTy {
                 shape: t.shape.clone(),
                 grad,
+                field: t.field.clone(),
             });
         }
         let Some(shape) = &t.shape else {
@@ -214,6 +229,7 @@ impl Checker {
                 "detach" => Ty::Tensor(TensorTy {
                     shape: None,
                     grad: Grad::No,
+                    field: None,
                 }),
                 _ => {
                     if def.name.ends_with('_') {
@@ -235,6 +251,7 @@ impl Checker {
             "detach" => Ty::Tensor(TensorTy {
                 shape: t.shape.clone(),
                 grad: Grad::No,
+                field: t.field.clone(),
             }),
             "item" => Ty::Float,
             "numel" => Ty::Int(concrete(shape).map(|s| s.iter().product())),

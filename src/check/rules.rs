@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use super::dim::{Comparison, Preconditions, SymDim, compare};
 use super::error::CheckError;
-use super::ty::{Grad, ModelTy, TensorTy, Ty};
+use super::ty::{Grad, TensorTy, Ty};
 use super::walk::{Checker, TyArg, combined, derived};
 use crate::builtins::{BuiltinDef, BuiltinParam, DefaultValue};
 use crate::eval::error::closest;
@@ -52,10 +52,7 @@ pub const RESULT_UNKNOWN: &[&str] = &[
     "l1_loss",
     "cross_entropy",
     "binary_cross_entropy_with_logits",
-    "BatchNorm2d",
     "Dropout",
-    "Upsample",
-    "PixelShuffle",
     "parameter_count",
     "SGD",
     "Adam",
@@ -95,6 +92,9 @@ pub const BUILTIN_RULES: &[&str] = &[
     "Identity",
     "Flatten",
     "Sequential",
+    "BatchNorm2d",
+    "Upsample",
+    "PixelShuffle",
 ];
 
 /// Tensor methods that keep the shape.
@@ -356,109 +356,22 @@ impl Checker {
                 if !ok {
                     return Ty::Unknown;
                 }
-                Ty::Model(Rc::new(ModelTy {
-                    net: net.clone(),
-                    params,
-                }))
+                self.build_model(net, params, span)
             }
-            Ty::Model(model) => {
-                if let [
-                    TyArg {
-                        name: None,
-                        ty: Ty::Tensor(t),
-                        span: at,
-                    },
-                ] = args
-                {
-                    self.check_net_input(model, t, *at);
-                }
-                Ty::Tensor(TensorTy::unknown())
-            }
+            Ty::Model(model) => self.call_model(model, args, span),
             _ => Ty::Unknown,
         }
     }
 
     /// A net parameter's default as a constant, without reporting anything twice.
-    fn quiet_const(&mut self, e: &crate::syntax::ast::Expr) -> Ty {
+    pub(super) fn quiet_const(&mut self, e: &crate::syntax::ast::Expr) -> Ty {
         match &e.node {
             ExprKind::Int(v) => Ty::Int(Some(*v)),
+            ExprKind::Float(_) => Ty::Float,
+            ExprKind::Bool(b) => Ty::Bool(Some(*b)),
+            ExprKind::Str(s) => Ty::Str(Some(s.clone())),
+            ExprKind::None => Ty::None,
             _ => Ty::Unknown,
-        }
-    }
-
-    /// E0315: the argument of a model call against the net's first declared input.
-    fn check_net_input(&mut self, model: &ModelTy, t: &TensorTy, at: Span) {
-        let Some(actual) = t.concrete() else { return };
-        let Some((decl_span, dims)) = first_input(&model.net.body.node) else {
-            return;
-        };
-        let declared: Vec<Option<i64>> = dims
-            .iter()
-            .map(|d| match &d.node {
-                ExprKind::Int(v) => Some(*v),
-                ExprKind::Name(id) => model
-                    .net
-                    .params
-                    .iter()
-                    .position(|p| p.name.name == id.name)
-                    .and_then(|i| model.params[i].as_int()),
-                _ => None,
-            })
-            .collect();
-        let written: Vec<String> = dims
-            .iter()
-            .map(|d| match &d.node {
-                ExprKind::Int(v) => v.to_string(),
-                ExprKind::Name(id) => id.name.to_string(),
-                _ => "_".to_string(),
-            })
-            .collect();
-        let declared_str = format!("[{}]", written.join(", "));
-        let actual_str = format!("{actual:?}");
-        let detail = if declared.len() != actual.len() {
-            Some(format!(
-                "expected {} dims, got {}",
-                declared.len(),
-                actual.len()
-            ))
-        } else {
-            declared
-                .iter()
-                .zip(&actual)
-                .enumerate()
-                .find(|(_, (d, a))| d.is_some_and(|d| d != **a))
-                .map(|(i, (d, a))| format!("dim {i} must be {}, got {a}", d.unwrap_or_default()))
-        };
-        // Symbols must agree across the dims of one input (`[N, C, H, H]`).
-        let detail = detail.or_else(|| {
-            let mut seen: Vec<(&str, i64)> = Vec::new();
-            for (d, a) in dims.iter().zip(&actual) {
-                if let ExprKind::Name(id) = &d.node
-                    && !model.net.params.iter().any(|p| p.name.name == id.name)
-                {
-                    if let Some((_, v)) = seen.iter().find(|(n, _)| *n == &*id.name) {
-                        if v != a {
-                            return Some(format!("{} is {v} and {a}", id.name));
-                        }
-                    } else {
-                        seen.push((&id.name, *a));
-                    }
-                }
-            }
-            None
-        });
-        if let Some(detail) = detail {
-            self.error(CheckError::NetInput {
-                detail,
-                span: at,
-                actual: actual_str,
-                declared_at: decl_span,
-                declared: declared_str.clone(),
-                help: format!(
-                    "`{}` takes a tensor of shape {declared_str}",
-                    model.net.name.name
-                ),
-            });
         }
     }
 
@@ -489,6 +402,7 @@ impl Checker {
                 Ty::Tensor(TensorTy {
                     shape,
                     grad: grad_arg(b),
+                    field: None,
                 })
             }
             "full" => {
@@ -502,6 +416,7 @@ impl Checker {
                 Ty::Tensor(TensorTy {
                     shape,
                     grad: grad_arg(b),
+                    field: None,
                 })
             }
             "zeros_like" | "ones_like" | "randn_like" => {
@@ -509,6 +424,7 @@ impl Checker {
                 Ty::Tensor(TensorTy {
                     shape,
                     grad: grad_arg(b),
+                    field: None,
                 })
             }
             "arange" => {
@@ -536,6 +452,7 @@ impl Checker {
                 Ty::Tensor(TensorTy {
                     shape,
                     grad: grad_arg(b),
+                    field: None,
                 })
             }
             "tensor" => {
@@ -544,6 +461,7 @@ impl Checker {
                     Some(Ty::Tensor(t)) => Ty::Tensor(TensorTy {
                         shape: t.shape.clone(),
                         grad,
+                        field: t.field.clone(),
                     }),
                     Some(data) => {
                         let data_ast = ast.and_then(|a| a.first()).map(|a| &a.value);
@@ -552,7 +470,11 @@ impl Checker {
                             data_ast,
                             b.slots[0].as_ref().map_or(span, |s| s.1),
                         );
-                        Ty::Tensor(TensorTy { shape, grad })
+                        Ty::Tensor(TensorTy {
+                            shape,
+                            grad,
+                            field: None,
+                        })
                     }
                     None => Ty::Tensor(TensorTy::unknown()),
                 }
@@ -562,6 +484,7 @@ impl Checker {
                     Some(Ty::Tensor(t)) => Ty::Tensor(TensorTy {
                         shape: t.shape.clone(),
                         grad: derived(t.grad, self.no_grad),
+                        field: t.field.clone(),
                     }),
                     _ => Ty::Tensor(TensorTy::unknown()),
                 }
@@ -620,13 +543,20 @@ impl Checker {
         };
         let mut shapes = Vec::new();
         let mut grad = Grad::No;
-        for item in items {
+        let mut field = None;
+        for (i, item) in items.iter().enumerate() {
             match item {
                 Ty::Tensor(TensorTy {
                     shape: Some(s),
                     grad: g,
+                    field: f,
                 }) => {
                     grad = combined(grad, *g, self.no_grad);
+                    field = if i == 0 {
+                        f.clone()
+                    } else {
+                        super::ty::merge_fields(field.as_ref(), f.as_ref())
+                    };
                     shapes.push(s.clone());
                 }
                 _ => return unknown,
@@ -640,13 +570,16 @@ impl Checker {
                     .collect()
             })
             .collect();
+        let rank_of_first = shapes.first().map_or(0, Vec::len);
         if let Some(concrete) = concrete {
             let refs: Vec<&[usize]> = concrete.iter().map(Vec::as_slice).collect();
             return match crate::tensor::ops::join::cat_shape(&refs, *dim) {
-                Ok((out, _)) => Ty::Tensor(TensorTy::of(
-                    out.into_iter().map(|d| SymDim::from(d as i64)).collect(),
+                Ok((out, _)) => Ty::Tensor(TensorTy {
+                    shape: Some(out.into_iter().map(|d| SymDim::from(d as i64)).collect()),
                     grad,
-                )),
+                    // Joining along a spatial dim places pixels side by side: positions mix.
+                    field: field.filter(|_| keeps_positions(*dim, rank_of_first)),
+                }),
                 Err(err) => {
                     self.tensor_error(err, span);
                     Ty::Unknown
@@ -697,8 +630,20 @@ impl Checker {
                 }
             }
         }
-        Ty::Tensor(TensorTy::of(out, grad))
+        Ty::Tensor(TensorTy {
+            shape: Some(out),
+            grad,
+            field: field.filter(|_| keeps_positions(*dim, first.len())),
+        })
     }
+}
+
+/// Whether `cat` along `dim` of rank-`rank` tensors keeps pixels where they were: only a
+/// join along a dim before the last two (batch, channels) does.
+fn keeps_positions(dim: i64, rank: usize) -> bool {
+    let rank = rank as i64;
+    let d = if dim < 0 { dim + rank } else { dim };
+    (0..rank - 2).contains(&d)
 }
 
 /// The nested-list literal as a value, when it holds only numbers and lists.
@@ -713,16 +658,6 @@ fn literal_value(t: &Ty) -> Option<Value> {
         )),
         _ => None,
     }
-}
-
-/// The first `input` of a net body: its span and dims.
-fn first_input(stmts: &[crate::syntax::ast::Stmt]) -> Option<(Span, &[crate::syntax::ast::Expr])> {
-    stmts.iter().find_map(|s| match &s.node {
-        crate::syntax::ast::StmtKind::Input { shape, .. } => {
-            Some((shape.span, shape.node.as_slice()))
-        }
-        _ => None,
-    })
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use super::dim::SymDim;
 use crate::builtins::BuiltinDef;
 use crate::source::Span;
 use crate::syntax::ast::{FnDef, NetDef};
+use crate::tensor::receptive_field::AxisField;
 
 /// Whether a tensor requires grad, as far as the checker can tell.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,6 +22,9 @@ pub enum Grad {
     Unknown,
 }
 
+/// A receptive field per spatial axis (`[h, w]`), shared: most ops pass it on unchanged.
+pub type Field = Rc<[AxisField; 2]>;
+
 /// A tensor: its shape (unknown rank when `None`) and whether it requires grad.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TensorTy {
@@ -28,6 +32,11 @@ pub struct TensorTy {
     pub shape: Option<Vec<SymDim>>,
     /// Grad status.
     pub grad: Grad,
+    /// The receptive field of each pixel along the last two (spatial) dims, relative to the
+    /// enclosing net's input, when every layer on the way is known: set to identity by a
+    /// net's `input` declaration, updated by windows, kept by pointwise ops, dropped by
+    /// anything that mixes positions.
+    pub field: Option<Field>,
 }
 
 impl TensorTy {
@@ -36,6 +45,7 @@ impl TensorTy {
         TensorTy {
             shape: None,
             grad: Grad::Unknown,
+            field: None,
         }
     }
 
@@ -44,6 +54,17 @@ impl TensorTy {
         TensorTy {
             shape: Some(shape),
             grad,
+            field: None,
+        }
+    }
+
+    /// A tensor of `shape` and `grad` with the same receptive field as `self` (a pointwise
+    /// op's result).
+    pub fn pointwise(&self, shape: Option<Vec<SymDim>>, grad: Grad) -> TensorTy {
+        TensorTy {
+            shape,
+            grad,
+            field: self.field.clone(),
         }
     }
 
@@ -51,6 +72,17 @@ impl TensorTy {
     pub fn concrete(&self) -> Option<Vec<i64>> {
         self.shape.as_ref()?.iter().map(SymDim::as_const).collect()
     }
+}
+
+/// The receptive field of a pixelwise join of two tensors (`a + b`, `cat`): per axis the
+/// union of both windows ([`AxisField::merge`]); unknown when either side is unknown or
+/// the jumps differ.
+pub fn merge_fields(a: Option<&Field>, b: Option<&Field>) -> Option<Field> {
+    let (a, b) = (a?, b?);
+    if a == b {
+        return Some(a.clone());
+    }
+    Some(Rc::new([a[0].merge(b[0])?, a[1].merge(b[1])?]))
 }
 
 /// A builtin, compared by name (its definition has no `PartialEq`).
@@ -85,6 +117,9 @@ pub struct ModelTy {
     pub net: Rc<NetDef>,
     /// Parameter values (by position in the net's parameter list).
     pub params: Vec<Ty>,
+    /// Its inputs (declared symbols kept) and result, with preconditions; `None` when the
+    /// net reaches itself.
+    pub signature: Option<Rc<super::net::Signature>>,
 }
 
 /// What the checker knows about a value.
@@ -148,7 +183,12 @@ impl Ty {
                 } else {
                     Grad::Unknown
                 };
-                Ty::Tensor(TensorTy { shape, grad })
+                let field = if a.field == b.field {
+                    a.field.clone()
+                } else {
+                    None
+                };
+                Ty::Tensor(TensorTy { shape, grad, field })
             }
             _ => Ty::Unknown,
         }
@@ -186,7 +226,10 @@ impl fmt::Display for Ty {
                 None => f.write_str("tensor"),
             },
             Ty::Layer(l) => write!(f, "layer {}", l.kind),
-            Ty::Model(m) => write!(f, "model {}", m.net.name.name),
+            Ty::Model(m) => match &m.signature {
+                Some(sig) => write!(f, "model {} {sig}", m.net.name.name),
+                None => write!(f, "model {}", m.net.name.name),
+            },
             Ty::Function(d) => write!(f, "fn {}", d.name.name),
             Ty::Net(d) => write!(f, "net {}", d.name.name),
             Ty::Builtin(d) => write!(f, "builtin {}", d.0.name),

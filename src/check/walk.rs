@@ -57,6 +57,8 @@ pub(super) struct Checker {
     /// Nets called somewhere with arguments: their bodies are checked with unknown params.
     nets_called_with_args: HashSet<Rc<str>>,
     pub(super) problems: Problems,
+    /// Models built and called: signatures, memoised walks, report rows.
+    pub(super) nets: super::net::NetState,
 }
 
 impl Checker {
@@ -75,11 +77,18 @@ impl Checker {
             grad_tracked: !scan.changes_grad,
             nets_called_with_args: scan.called_with_args,
             problems: Problems::default(),
+            nets: super::net::NetState::new(super::net::visible_nets(
+                &program.stmts,
+                &scan.declared_count,
+            )),
         }
     }
 
     pub(super) fn error(&mut self, e: CheckError) {
-        self.problems.errors.push(e);
+        // A loop walked once per iteration meets the same mistake each time: one report.
+        if !self.problems.errors.contains(&e) {
+            self.problems.errors.push(e);
+        }
     }
 
     fn lookup(&mut self, name: &str, span: Span) -> Ty {
@@ -87,6 +96,11 @@ impl Checker {
             if let Some(t) = scope.get(name) {
                 return t.clone();
             }
+        }
+        if self.in_body
+            && let Some(net) = self.global_net(name)
+        {
+            return net;
         }
         if self.in_body && self.declared_anywhere.contains(name) {
             return Ty::Unknown;
@@ -208,7 +222,22 @@ impl Checker {
                 iterable,
                 body,
             } => {
-                let it = self.expr(iterable);
+                let (it, bounds) = self.iterable(iterable);
+                if let Some((lo, hi)) = bounds
+                    && self.in_body
+                    && hi.saturating_sub(lo) <= super::net::MAX_UNROLL
+                    && !breaks(&body.node)
+                {
+                    // A net body's loop over a constant range builds its layers once per
+                    // pass: walk each pass, so the shapes stay exact.
+                    for i in lo..hi {
+                        self.scopes.push(HashMap::new());
+                        self.declare(&var.name, Ty::Int(Some(i)));
+                        self.with_flags(false, |c| c.block(body));
+                        self.scopes.pop();
+                    }
+                    return;
+                }
                 self.widen_assigned(&body.node);
                 let var_ty = match it {
                     Ty::Range => Ty::Int(None),
@@ -230,9 +259,11 @@ impl Checker {
             }
             StmtKind::Break | StmtKind::Continue => {}
             StmtKind::Return(value) => {
-                if let Some(v) = value {
-                    self.expr(v);
-                }
+                let ty = match value {
+                    Some(v) => self.expr(v),
+                    None => Ty::None,
+                };
+                self.note_return(ty);
                 // Whatever follows may not run.
                 self.certain = false;
             }
@@ -262,7 +293,7 @@ impl Checker {
                         (p.name.name.clone(), Ty::Unknown)
                     })
                     .collect();
-                self.body(&params, &def.body);
+                self.definition_body(&params, &def.body);
             }
             StmtKind::Net(def) => {
                 self.declare(&def.name.name, Ty::Net(def.clone()));
@@ -281,11 +312,11 @@ impl Checker {
                         (p.name.name.clone(), ty)
                     })
                     .collect();
-                self.body(&params, &def.body);
+                self.definition_body(&params, &def.body);
             }
             StmtKind::Input { name, shape } => {
-                let dims = shape.node.iter().map(|d| self.declared_dim(d)).collect();
-                self.declare(&name.name, Ty::Tensor(TensorTy::of(dims, Grad::Unknown)));
+                let ty = self.bind_input(shape);
+                self.declare(&name.name, ty);
             }
         }
     }
@@ -312,7 +343,7 @@ impl Checker {
         }
     }
 
-    fn body(&mut self, params: &[(Rc<str>, Ty)], body: &Block) {
+    pub(super) fn body(&mut self, params: &[(Rc<str>, Ty)], body: &Block) {
         let saved = (self.frame_base, self.in_body, self.certain, self.no_grad);
         let depth = self.scopes.len();
         self.scopes.push(params.iter().cloned().collect());
@@ -405,6 +436,7 @@ impl Checker {
                     (UnaryOp::Neg, Ty::Tensor(t)) => Ty::Tensor(TensorTy {
                         shape: t.shape,
                         grad: derived(t.grad, self.no_grad),
+                        field: t.field.clone(),
                     }),
                     (UnaryOp::Not, _) => Ty::Bool(None),
                     _ => Ty::Unknown,
@@ -455,6 +487,19 @@ impl Checker {
                 index_ty(&o, &items)
             }
         }
+    }
+
+    /// A `for` loop's iterable, and its bounds when it is a range of two constants.
+    fn iterable(&mut self, iterable: &Expr) -> (Ty, Option<(i64, i64)>) {
+        if let ExprKind::Binary { op, lhs, rhs } = &iterable.node
+            && op.node == BinOp::Range
+        {
+            let l = self.expr(lhs);
+            let r = self.expr(rhs);
+            let bounds = l.as_int().zip(r.as_int());
+            return (self.binary_ty(op.node, &l, &r, lhs.span, rhs.span), bounds);
+        }
+        (self.expr(iterable), None)
     }
 
     fn args(&mut self, args: &[Arg]) -> Vec<TyArg> {
@@ -547,6 +592,7 @@ fn index_ty(o: &Ty, items: &[Index]) -> Ty {
                     Grad::Leaf => Grad::Yes,
                     g => g,
                 },
+                field: None,
             })
         }
         Ty::List(Some(elems)) => match items {
@@ -607,6 +653,23 @@ fn join_scopes(outcomes: &[Vec<HashMap<Rc<str>, Ty>>]) -> Vec<HashMap<Rc<str>, T
     out
 }
 
+/// Whether `stmts` may leave their loop early (`break` or `continue` not inside a nested
+/// loop), which a pass-by-pass walk does not follow.
+fn breaks(stmts: &[Stmt]) -> bool {
+    stmts.iter().any(|s| match &s.node {
+        StmtKind::Break | StmtKind::Continue => true,
+        StmtKind::If {
+            branches,
+            otherwise,
+        } => {
+            branches.iter().any(|(_, b)| breaks(&b.node))
+                || otherwise.as_ref().is_some_and(|b| breaks(&b.node))
+        }
+        StmtKind::With { body, .. } => breaks(&body.node),
+        _ => false,
+    })
+}
+
 fn assigned_names(stmts: &[Stmt], out: &mut HashSet<Rc<str>>) {
     for stmt in stmts {
         match &stmt.node {
@@ -639,11 +702,18 @@ fn assigned_names(stmts: &[Stmt], out: &mut HashSet<Rc<str>>) {
 #[derive(Default)]
 struct Scan {
     declared: HashSet<Rc<str>>,
+    /// How many declarations each name has (a net named once is visible in every body).
+    declared_count: HashMap<Rc<str>, usize>,
     changes_grad: bool,
     called_with_args: HashSet<Rc<str>>,
 }
 
 impl Scan {
+    fn declare(&mut self, name: &Rc<str>) {
+        self.declared.insert(name.clone());
+        *self.declared_count.entry(name.clone()).or_default() += 1;
+    }
+
     fn block(&mut self, stmts: &[Stmt]) {
         for s in stmts {
             self.stmt(s);
@@ -653,7 +723,7 @@ impl Scan {
     fn stmt(&mut self, stmt: &Stmt) {
         match &stmt.node {
             StmtKind::Let { name, value, .. } => {
-                self.declared.insert(name.name.clone());
+                self.declare(&name.name);
                 self.expr(value);
             }
             StmtKind::Assign { target, value, .. } => {
@@ -683,7 +753,7 @@ impl Scan {
                 iterable,
                 body,
             } => {
-                self.declared.insert(var.name.clone());
+                self.declare(&var.name);
                 self.expr(iterable);
                 self.block(&body.node);
             }
@@ -699,27 +769,27 @@ impl Scan {
                 }
             }
             StmtKind::Fn(def) => {
-                self.declared.insert(def.name.name.clone());
+                self.declare(&def.name.name);
                 self.params(&def.params);
                 self.block(&def.body.node);
             }
             StmtKind::Net(def) => self.net(def),
             StmtKind::Input { name, .. } => {
-                self.declared.insert(name.name.clone());
+                self.declare(&name.name);
             }
             StmtKind::Break | StmtKind::Continue | StmtKind::Return(None) => {}
         }
     }
 
     fn net(&mut self, def: &Rc<NetDef>) {
-        self.declared.insert(def.name.name.clone());
+        self.declare(&def.name.name);
         self.params(&def.params);
         self.block(&def.body.node);
     }
 
     fn params(&mut self, params: &[crate::syntax::ast::Param]) {
         for p in params {
-            self.declared.insert(p.name.name.clone());
+            self.declare(&p.name.name);
             if let Some(d) = &p.default {
                 self.expr(d);
             }

@@ -17,6 +17,7 @@ pub mod error;
 pub mod ops;
 pub mod optim;
 pub mod random;
+pub mod receptive_field;
 pub mod shape;
 pub mod storage;
 
