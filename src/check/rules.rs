@@ -611,6 +611,31 @@ impl Checker {
         }
     }
 
+    /// Two dims that must be equal (`cat`, `+`, `@`, an annotation): `Equal` when proved,
+    /// `Differ` after reporting E0312 with the counterexample (`with H = 5: 6 vs 5`), and
+    /// `Unknown` when neither can be shown: the run-time check decides, nothing is said.
+    pub(super) fn require_equal(
+        &mut self,
+        a: &SymDim,
+        b: &SymDim,
+        preconditions: &Preconditions,
+        span: Span,
+        what: impl FnOnce() -> String,
+        fix: &str,
+    ) -> Comparison {
+        let outcome = compare(a, b, preconditions);
+        if let Comparison::Differ(cx) = &outcome {
+            self.error(CheckError::MayDiffer {
+                left: a.to_string(),
+                right: b.to_string(),
+                span,
+                what: what(),
+                help: format!("{cx}; {fix}"),
+            });
+        }
+        outcome
+    }
+
     fn cat(&mut self, b: &Bound, span: Span) -> Ty {
         let unknown = Ty::Tensor(TensorTy::unknown());
         let (Some(Ty::List(Some(items))), Some(Ty::Int(Some(dim)))) =
@@ -682,18 +707,17 @@ impl Checker {
                     }
                     continue;
                 }
-                if let Comparison::Differ(cx) = compare(a, x, &Preconditions::new()) {
-                    self.error(CheckError::MayDiffer {
-                        left: a.to_string(),
-                        right: x.to_string(),
-                        span,
-                        what: format!("cat along dim {d} needs dim {i} equal"),
-                        help: format!("{cx}; crop or pad one of them so dim {i} agrees"),
-                    });
-                    return Ty::Unknown;
-                }
-                if !matches!(compare(a, x, &Preconditions::new()), Comparison::Equal) {
-                    *a = SymDim::unknown();
+                match self.require_equal(
+                    a,
+                    x,
+                    &Preconditions::new(),
+                    span,
+                    || format!("cat along dim {d} needs dim {i} equal"),
+                    &format!("crop or pad one of them so dim {i} agrees"),
+                ) {
+                    Comparison::Differ(_) => return Ty::Unknown,
+                    Comparison::Equal => {}
+                    Comparison::Unknown => *a = SymDim::unknown(),
                 }
             }
         }
