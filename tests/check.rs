@@ -684,10 +684,15 @@ fn wrong_rank() -> impl Strategy<Value = String> {
     })
 }
 
-/// 2-D @ 2-D only: other ranks give unknown in the checker for now.
+/// `@` over ranks 1 to 4: dot products, matrix-vector, batched with broadcast batch dims;
+/// the contracted dims agree about half the time.
 fn matmul() -> impl Strategy<Value = String> {
-    ((1i64..=3, 1i64..=3), (1i64..=3, 1i64..=3)).prop_map(|((p, q), (r, t))| {
-        let (a, b) = ([p, q], [r, t]);
+    (shape(4, 3), shape(4, 3), any::<bool>()).prop_map(|(a, mut b, agree)| {
+        if agree {
+            let k = *a.last().unwrap();
+            let n = b.len();
+            b[if n == 1 { 0 } else { n - 2 }] = k;
+        }
         format!(
             "let a = randn({})\nlet b = randn({})\nlet y = a @ b\nprint(y.shape)\n",
             list(&a),
@@ -696,13 +701,41 @@ fn matmul() -> impl Strategy<Value = String> {
     })
 }
 
+/// Comparisons and `**` broadcast as `+` does.
+fn broadcast_other_ops() -> impl Strategy<Value = String> {
+    (shape(3, 3), shape(3, 3), 0usize..4).prop_map(|(a, b, op)| {
+        let op = ["<", "==", ">=", "**"][op];
+        format!(
+            "let a = randn({})\nlet b = randn({})\nlet y = a {op} b\nprint(y.shape)\n",
+            list(&a),
+            list(&b)
+        )
+    })
+}
+
+/// Layers whose input size is `_`: the output is known from the other arguments.
+fn inferred_layers() -> impl Strategy<Value = String> {
+    (1i64..=3, 1i64..=4, 1i64..=3, 3i64..=7, 0usize..4).prop_map(|(c, o, k, h, which)| {
+        let l = match which {
+            0 => format!("Conv2d(_, {o}, {k})"),
+            1 => format!("ConvTranspose2d(_, {o}, {k})"),
+            2 => "BatchNorm2d(_)".to_string(),
+            _ => format!("Sequential(Flatten(), Linear(_, {o}))"),
+        };
+        format!("let x = randn(2, {c}, {h}, {h})\nlet y = {l}(x)\nprint(y.shape)\n")
+    })
+}
+
 /// A small stack: conv, pool, flatten, linear (in_features computed here, sometimes off by
-/// one). `Linear(_, ...)` is not in the property: the checker leaves its output unknown.
+/// one, sometimes `_`).
 fn stack() -> impl Strategy<Value = String> {
-    (1i64..=3, 1i64..=4, 1i64..=3, 1i64..=2, 1i64..=3, 3i64..=9, 3i64..=9, 0i64..=1).prop_map(
+    (1i64..=3, 1i64..=4, 1i64..=3, 1i64..=2, 1i64..=3, 3i64..=9, 3i64..=9, 0i64..=2).prop_map(
         |(c, o, k, pk, f, h, w, off)| {
             let side = |n: i64| (n - k + 1).max(0) / pk;
-            let features = (o * side(h) * side(w)).max(1) + off;
+            let features = match off {
+                2 => "_".to_string(),
+                _ => ((o * side(h) * side(w)).max(1) + off).to_string(),
+            };
             format!(
                 "let m = Sequential(Conv2d({c}, {o}, {k}), ReLU(), MaxPool2d({pk}), Flatten(), Linear({features}, {f}))\nlet x = randn(2, {c}, {h}, {w})\nlet y = m(x)\nprint(y.shape)\n"
             )
@@ -719,7 +752,8 @@ proptest! {
     #[test]
     fn checker_agrees_with_engine(script in prop_oneof![
             conv2d(), conv_transpose2d(), pool(), linear(), reshape(), cat(), broadcast(),
-            conv2d_named_padding(), wrong_rank(), matmul(), stack()
+            conv2d_named_padding(), wrong_rank(), matmul(), stack(), broadcast_other_ops(),
+            inferred_layers()
         ]) {
         differential(script)?;
     }

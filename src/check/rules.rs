@@ -52,7 +52,6 @@ pub const RESULT_UNKNOWN: &[&str] = &[
     "l1_loss",
     "cross_entropy",
     "binary_cross_entropy_with_logits",
-    "BatchNorm2d",
     "Dropout",
     "Upsample",
     "PixelShuffle",
@@ -95,6 +94,7 @@ pub const BUILTIN_RULES: &[&str] = &[
     "Identity",
     "Flatten",
     "Sequential",
+    "BatchNorm2d",
 ];
 
 /// Tensor methods that keep the shape.
