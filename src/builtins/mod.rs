@@ -10,6 +10,7 @@
 //! [`BuiltinDef`].
 
 pub mod args;
+pub mod files;
 mod layer_defs;
 pub mod layers;
 pub mod methods;
@@ -289,6 +290,9 @@ pub static BUILTINS: &[BuiltinDef] = &[
     optim::SGD,
     optim::ADAM,
     optim::ADAMW,
+    // Files (LANGUAGE.md §11).
+    files::LOAD_NPY,
+    files::SAVE_NPY,
 ];
 
 static BY_NAME: LazyLock<HashMap<&'static str, usize>> = LazyLock::new(|| {

@@ -209,7 +209,9 @@ impl Checker {
         if let (Some(xs), Some(ys)) = (concrete(x), concrete(y)) {
             return match matmul_shape(&concrete_usize(&xs), &concrete_usize(&ys)) {
                 Ok(out) => Ty::Tensor(TensorTy::of(
-                    out.into_iter().map(|d| SymDim::constant(d as i64)).collect(),
+                    out.into_iter()
+                        .map(|d| SymDim::constant(d as i64))
+                        .collect(),
                     grad,
                 )),
                 Err(err) => {
@@ -291,6 +293,9 @@ impl Checker {
         args: &[TyArg],
         span: Span,
     ) -> Ty {
+        if !self.has_member(o, name, true) {
+            return Ty::Unknown;
+        }
         let Ty::Tensor(t) = o else {
             return Ty::Unknown;
         };

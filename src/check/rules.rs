@@ -95,6 +95,8 @@ pub const BUILTIN_RULES: &[&str] = &[
     "Flatten",
     "Sequential",
     "BatchNorm2d",
+    "load_npy",
+    "save_npy",
 ];
 
 /// Tensor methods that keep the shape.
@@ -567,6 +569,30 @@ impl Checker {
                 }
             }
             "cat" => self.cat(b, span),
+            // A literal path to a readable file gives its shape from the header alone; any
+            // other path, or a file that cannot be read, is unknown: the run reports it.
+            "load_npy" => {
+                let shape = match b.get(0) {
+                    Some(Ty::Str(Some(path))) => std::fs::File::open(&**path)
+                        .ok()
+                        .and_then(|f| {
+                            crate::tensor::npy::read_header(&mut std::io::BufReader::new(f)).ok()
+                        })
+                        .filter(|h| crate::tensor::npy::Dtype::supported(&h.descr))
+                        .map(|h| {
+                            h.shape
+                                .iter()
+                                .map(|&d| SymDim::constant(d as i64))
+                                .collect()
+                        }),
+                    _ => None,
+                };
+                Ty::Tensor(TensorTy {
+                    shape,
+                    grad: Grad::No,
+                })
+            }
+            "save_npy" => Ty::None,
             name if BUILTIN_RULES.contains(&name) => self.build_layer(def, b, span),
             _ => Ty::Unknown,
         }

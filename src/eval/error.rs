@@ -234,6 +234,48 @@ pub enum RuntimeError {
         calls: Vec<Span>,
     },
 
+    /// A file that cannot be read or written: `load_npy("nowhere.npy")`.
+    #[error("cannot {action} `{path}`: {reason}")]
+    #[diagnostic(code(E0501))]
+    FileAccess {
+        /// `"read"` or `"write"`.
+        action: &'static str,
+        /// The path as given.
+        path: String,
+        /// What the operating system said.
+        reason: String,
+        /// The call.
+        #[label("this {action} failed")]
+        span: Span,
+        /// The fix.
+        #[help]
+        help: String,
+        /// The calls that led here.
+        #[label(collection, "called from here")]
+        calls: Vec<Span>,
+    },
+
+    /// A file whose contents are not what the call reads: `load_npy("notes.txt")`.
+    #[error("`{path}` is not a valid {format} file: {reason}")]
+    #[diagnostic(code(E0502))]
+    InvalidFile {
+        /// The path as given.
+        path: String,
+        /// `"npy"`.
+        format: &'static str,
+        /// What is wrong with it.
+        reason: String,
+        /// The call.
+        #[label("read here")]
+        span: Span,
+        /// The fix.
+        #[help]
+        help: String,
+        /// The calls that led here.
+        #[label(collection, "called from here")]
+        calls: Vec<Span>,
+    },
+
     /// A tensor operation failed (E0301–E0311, E0314, E0401–E0405, E0503): see
     /// [`TensorDiagnostic`] and its codes.
     #[error(transparent)]
@@ -323,6 +365,8 @@ impl RuntimeError {
             | RuntimeError::IndexOutOfRange { span, .. }
             | RuntimeError::AssertionFailed { span, .. }
             | RuntimeError::ValueError { span, .. }
+            | RuntimeError::FileAccess { span, .. }
+            | RuntimeError::InvalidFile { span, .. }
             | RuntimeError::Interrupted { span, .. } => *span,
             RuntimeError::Tensor(t) => t.span,
         }
@@ -343,6 +387,8 @@ impl RuntimeError {
             | RuntimeError::IndexOutOfRange { calls, .. }
             | RuntimeError::AssertionFailed { calls, .. }
             | RuntimeError::ValueError { calls, .. }
+            | RuntimeError::FileAccess { calls, .. }
+            | RuntimeError::InvalidFile { calls, .. }
             | RuntimeError::Interrupted { calls, .. } => calls,
             RuntimeError::Tensor(t) => &t.calls,
         }
@@ -363,6 +409,8 @@ impl RuntimeError {
             | RuntimeError::IndexOutOfRange { calls, .. }
             | RuntimeError::AssertionFailed { calls, .. }
             | RuntimeError::ValueError { calls, .. }
+            | RuntimeError::FileAccess { calls, .. }
+            | RuntimeError::InvalidFile { calls, .. }
             | RuntimeError::Interrupted { calls, .. } => calls.push(span),
             RuntimeError::Tensor(t) => t.calls.push(span),
         }
@@ -449,6 +497,22 @@ mod tests {
             RuntimeError::NoSuchField {
                 type_name: t(),
                 name: t(),
+                span: s,
+                help: t(),
+                calls: vec![],
+            },
+            RuntimeError::FileAccess {
+                action: "read",
+                path: t(),
+                reason: t(),
+                span: s,
+                help: t(),
+                calls: vec![],
+            },
+            RuntimeError::InvalidFile {
+                path: t(),
+                format: "npy",
+                reason: t(),
                 span: s,
                 help: t(),
                 calls: vec![],
