@@ -352,7 +352,9 @@ fn missing_members_are_reported_before_running() {
     ];
     for (text, message, help) in cases {
         let source = SourceFile::new("m.cnn", text);
-        let checked = cnn::check(&source).expect_err(text);
+        let Err(checked) = cnn::check(&source) else {
+            panic!("nothing reported:\n{text}");
+        };
         let run = cnn::on_big_stack({
             let source = source.clone();
             move || engine_view(&source)
