@@ -312,6 +312,14 @@ impl Checker {
             self.check_inplace(t, span);
             return Ty::Tensor(t.clone());
         }
+        // Results that are not always tensors: `max(dim)` is a record of values and
+        // indices, `size()` a list or an int, `tolist()` a list.
+        if matches!(
+            m,
+            "max" | "min" | "size" | "dim" | "tolist" | "retain_grad" | "requires_grad_"
+        ) {
+            return Ty::Unknown;
+        }
         if m == "backward" {
             if t.grad == Grad::No && self.certain && self.grad_tracked {
                 let d = TensorDiagnostic::new(TensorCode::BackwardWithoutGrad, "backward: the tensor does not require grad and has no grad_fn", span, "nothing to differentiate")
