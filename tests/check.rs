@@ -278,6 +278,98 @@ const VALID: &[(&str, &str)] = &[
     ),
 ];
 
+/// Valid programs about fields, methods and files; appended to [`VALID`] by its test.
+const VALID_MEMBERS_AND_FILES: &[(&str, &str)] = &[
+    (
+        "members_that_exist",
+        "let x = randn(2, 3, requires_grad=true)\nlet l = Linear(3, 4)\nlet o = SGD(l.parameters(), lr=0.1)\nassert x.ndim == 2 and x.T.shape == [3, 2]\nlet y = l(x).sum()\ny.backward()\no.step()\no.zero_grad()\nassert l.weight.shape == [4, 3] and x.grad.shape == [2, 3]\n",
+    ),
+    (
+        "npy_round_trip",
+        "let t = randn(2, 3)\nsave_npy(\"/tmp/cnn_check_valid_round_trip.npy\", t)\nlet back = load_npy(\"/tmp/cnn_check_valid_round_trip.npy\")\nassert_close(back, t)\nassert back.shape == [2, 3]\n",
+    ),
+    (
+        "broadcast_symbolic_ok",
+        "fn f(x) { return x + x * 2 }\nassert f(randn(2, 3)).shape == [2, 3]\nlet v = randn(4)\nassert (randn(3, 4) @ v).shape == [3]\nassert (v @ randn(2, 4, 5)).shape == [2, 5]\nassert (randn(2, 1, 3, 4) @ randn(5, 4, 6)).shape == [2, 5, 3, 6]\n",
+    ),
+];
+
+#[test]
+fn valid_member_and_file_programs_check_and_run_clean() {
+    for &(name, text) in VALID_MEMBERS_AND_FILES {
+        cnn::on_big_stack(move || assert_valid(name, text));
+    }
+}
+
+/// A literal path to an existing `.npy` gives the checker its shape, read from the header.
+#[test]
+fn load_npy_of_a_literal_path_has_the_file_shape() {
+    let path = std::env::temp_dir().join("cnn_check_header_shape.npy");
+    let t = cnn::tensor::Tensor::from_vec(vec![0.0; 24], &[2, 3, 4]).unwrap();
+    std::fs::write(&path, cnn::tensor::npy::encode(&t)).unwrap();
+    let text = format!(
+        "let x = load_npy(\"{}\")\nlet y = load_npy(\"/no/such/file.npy\")\n",
+        path.display()
+    );
+    let source = SourceFile::new("npy.cnn", text);
+    let program = cnn::syntax::parse(&source).unwrap();
+    let found = cnn::check::check_program(&program);
+    assert!(found.errors.is_empty(), "{:?}", found.errors);
+    let shapes: Vec<String> = found.lets.iter().map(|(_, _, t)| t.to_string()).collect();
+    assert_eq!(shapes, ["tensor [2, 3, 4]", "tensor"]);
+}
+
+/// A field or method that does not exist is reported by the checker, with the run-time
+/// words; one that exists is not.
+#[test]
+fn missing_members_are_reported_before_running() {
+    let cases = [
+        (
+            "let x = randn(2, 3)\nprint(x.shap)\n",
+            "tensor has no field or method `shap`",
+            "did you mean `shape`?",
+        ),
+        (
+            "let x = randn(2, 3)\nlet y = x.resize(3, 2)\n",
+            "tensor has no field or method `resize`",
+            "",
+        ),
+        (
+            "let l = Linear(2, 3)\nprint(l.weights)\n",
+            "layer has no field or method `weights`",
+            "did you mean `weight`?",
+        ),
+        (
+            "let n = 3\nprint(n.shape)\n",
+            "int has no field or method `shape`",
+            "a int has no fields or methods",
+        ),
+        (
+            "let l = [1, 2]\nprint(l.append(3))\n",
+            "list has no field or method `append`",
+            "lists, strings and ranges",
+        ),
+    ];
+    for (text, message, help) in cases {
+        let source = SourceFile::new("m.cnn", text);
+        let Err(checked) = cnn::check(&source) else {
+            panic!("nothing reported:\n{text}");
+        };
+        let run = cnn::on_big_stack({
+            let source = source.clone();
+            move || engine_view(&source)
+        });
+        assert_eq!(run, Err("E0202".to_string()), "{text}");
+        let rendered = render(&checked);
+        assert_eq!(checked.len(), 1, "{rendered}");
+        assert_eq!(checked[0].code().as_deref(), Some("E0202"), "{rendered}");
+        assert!(
+            rendered.contains(message) && rendered.contains(help),
+            "{rendered}"
+        );
+    }
+}
+
 /// Valid programs with nets. The engine cannot run nets yet (it reports E0505 "needs tensor
 /// support"), so these must check with no error, and the run may fail only that way.
 const VALID_NETS: &[(&str, &str)] = &[
@@ -684,10 +776,15 @@ fn wrong_rank() -> impl Strategy<Value = String> {
     })
 }
 
-/// 2-D @ 2-D only: other ranks give unknown in the checker for now.
+/// `@` over ranks 1 to 4: dot products, matrix-vector, batched with broadcast batch dims;
+/// the contracted dims agree about half the time.
 fn matmul() -> impl Strategy<Value = String> {
-    ((1i64..=3, 1i64..=3), (1i64..=3, 1i64..=3)).prop_map(|((p, q), (r, t))| {
-        let (a, b) = ([p, q], [r, t]);
+    (shape(4, 3), shape(4, 3), any::<bool>()).prop_map(|(a, mut b, agree)| {
+        if agree {
+            let k = *a.last().unwrap();
+            let n = b.len();
+            b[if n == 1 { 0 } else { n - 2 }] = k;
+        }
         format!(
             "let a = randn({})\nlet b = randn({})\nlet y = a @ b\nprint(y.shape)\n",
             list(&a),
@@ -696,13 +793,71 @@ fn matmul() -> impl Strategy<Value = String> {
     })
 }
 
+/// Comparisons and `**` broadcast as `+` does.
+fn broadcast_other_ops() -> impl Strategy<Value = String> {
+    (shape(3, 3), shape(3, 3), 0usize..4).prop_map(|(a, b, op)| {
+        let op = ["<", "==", ">=", "**"][op];
+        format!(
+            "let a = randn({})\nlet b = randn({})\nlet y = a {op} b\nprint(y.shape)\n",
+            list(&a),
+            list(&b)
+        )
+    })
+}
+
+/// `let y: [...] = ...` with each declared dim the value's, another size, `_` or a symbol
+/// (repeated symbols must agree), and sometimes one dim too many.
+fn annotated() -> impl Strategy<Value = String> {
+    (
+        shape(3, 3),
+        prop::collection::vec(0usize..5, 4),
+        any::<bool>(),
+    )
+        .prop_map(|(s, picks, extra)| {
+            let mut dims: Vec<String> = s
+                .iter()
+                .zip(&picks)
+                .map(|(&d, &p)| match p {
+                    0 | 1 => d.to_string(),
+                    2 => (d + 1).to_string(),
+                    3 => "_".to_string(),
+                    _ => "H".to_string(),
+                })
+                .collect();
+            if extra && picks[3] == 0 {
+                dims.push("1".to_string());
+            }
+            format!(
+                "let y: [{}] = randn({}) * 2\nprint(y.shape)\n",
+                dims.join(", "),
+                list(&s)
+            )
+        })
+}
+
+/// Layers whose input size is `_`: the output is known from the other arguments.
+fn inferred_layers() -> impl Strategy<Value = String> {
+    (1i64..=3, 1i64..=4, 1i64..=3, 3i64..=7, 0usize..4).prop_map(|(c, o, k, h, which)| {
+        let l = match which {
+            0 => format!("Conv2d(_, {o}, {k})"),
+            1 => format!("ConvTranspose2d(_, {o}, {k})"),
+            2 => "BatchNorm2d(_)".to_string(),
+            _ => format!("Sequential(Flatten(), Linear(_, {o}))"),
+        };
+        format!("let x = randn(2, {c}, {h}, {h})\nlet y = {l}(x)\nprint(y.shape)\n")
+    })
+}
+
 /// A small stack: conv, pool, flatten, linear (in_features computed here, sometimes off by
-/// one). `Linear(_, ...)` is not in the property: the checker leaves its output unknown.
+/// one, sometimes `_`).
 fn stack() -> impl Strategy<Value = String> {
-    (1i64..=3, 1i64..=4, 1i64..=3, 1i64..=2, 1i64..=3, 3i64..=9, 3i64..=9, 0i64..=1).prop_map(
+    (1i64..=3, 1i64..=4, 1i64..=3, 1i64..=2, 1i64..=3, 3i64..=9, 3i64..=9, 0i64..=2).prop_map(
         |(c, o, k, pk, f, h, w, off)| {
             let side = |n: i64| (n - k + 1).max(0) / pk;
-            let features = (o * side(h) * side(w)).max(1) + off;
+            let features = match off {
+                2 => "_".to_string(),
+                _ => ((o * side(h) * side(w)).max(1) + off).to_string(),
+            };
             format!(
                 "let m = Sequential(Conv2d({c}, {o}, {k}), ReLU(), MaxPool2d({pk}), Flatten(), Linear({features}, {f}))\nlet x = randn(2, {c}, {h}, {w})\nlet y = m(x)\nprint(y.shape)\n"
             )
@@ -719,7 +874,8 @@ proptest! {
     #[test]
     fn checker_agrees_with_engine(script in prop_oneof![
             conv2d(), conv_transpose2d(), pool(), linear(), reshape(), cat(), broadcast(),
-            conv2d_named_padding(), wrong_rank(), matmul(), stack()
+            conv2d_named_padding(), wrong_rank(), matmul(), stack(), broadcast_other_ops(),
+            inferred_layers(), annotated()
         ]) {
         differential(script)?;
     }

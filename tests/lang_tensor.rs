@@ -382,8 +382,18 @@ print(decay)
 #[test]
 fn shape_annotations_are_checked() {
     ok("let N = 4\nlet x: [N, 3, _] = zeros(4, 3, 7)\nlet y: [B, B] = eye(2)\n");
-    fails("let x: [2, 3] = zeros(2, 4)\n", "E0304");
-    fails("let x: [B, B] = zeros(2, 4)\n", "E0304");
+    // A size that differs is E0312 (two dims that must be equal), a rank E0304.
+    fails("let x: [2, 3] = zeros(2, 4)\n", "E0312");
+    fails("let x: [B, B] = zeros(2, 4)\n", "E0312");
+    fails("let x: [2, 4, 1] = zeros(2, 4)\n", "E0304");
+    // What the checker cannot infer takes the annotation; the run checks it.
+    fails(
+        "let x: [N, 3] = zeros(2, 4) @ randn(4, 3)\nlet y = x + randn(4, 3)\n",
+        "E0306",
+    );
+    ok(
+        "fn f(t) { return t }\nlet x: [2, 3] = f(zeros(2, 3))\nassert (x + ones(2, 3)).shape == [2, 3]\n",
+    );
     fails("let x: [2] = 5\n", "E0207");
 }
 

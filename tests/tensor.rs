@@ -546,8 +546,25 @@ fn matrix_products() {
     ));
     assert_eq!(
         err.to_string(),
-        "mm: inner dimensions differ: [2, 3] @ [2, 3] (3 vs 2)"
+        "matmul: inner dimensions differ: [2, 3] @ [2, 3] (3 vs 2)"
     );
+    // One shape function for the kernels and the checker, with PyTorch's rules.
+    use cnn::tensor::ops::matmul::matmul_shape;
+    assert_eq!(matmul_shape(&[3], &[3]).unwrap(), Vec::<usize>::new());
+    assert_eq!(matmul_shape(&[4], &[2, 4, 5]).unwrap(), [2, 5]);
+    assert_eq!(
+        matmul_shape(&[2, 1, 3, 4], &[5, 4, 6]).unwrap(),
+        [2, 5, 3, 6]
+    );
+    assert_eq!(matmul_shape(&[7, 3, 4], &[4]).unwrap(), [7, 3]);
+    assert!(matches!(
+        matmul_shape(&[2, 3, 4], &[3, 4, 5]),
+        Err(TensorError::Broadcast { .. })
+    ));
+    assert!(matches!(
+        matmul_shape(&[], &[3]),
+        Err(TensorError::Rank { .. })
+    ));
     let w = t(&[1.0, 0.0, 1.0, 0.0, 1.0, 0.0], &[2, 3]);
     let y = a.linear(&w, Some(&v(&[0.5, -0.5]))).unwrap();
     assert_close(&y, &[4.5, 1.5, 10.5, 4.5]);

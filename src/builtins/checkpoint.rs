@@ -74,6 +74,7 @@ pub fn save(args: &Args, layer: &Layer) -> EvalResult<Value> {
         Box::new(RuntimeError::FileAccess {
             message: e.to_string(),
             span: args.call,
+            label: "this write failed".to_string(),
             help: Some("check that the folder exists and is writable".into()),
             calls: Vec::new(),
         })
@@ -91,6 +92,7 @@ pub fn load(interp: &mut Interpreter, args: &Args, layer: &Layer) -> EvalResult<
         Box::new(RuntimeError::FileAccess {
             message: format!("cannot read `{path}`: {e}"),
             span,
+            label: "this read failed".to_string(),
             help: Some("check the path; it is relative to the current directory".into()),
             calls: Vec::new(),
         })

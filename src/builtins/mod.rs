@@ -11,6 +11,7 @@
 
 pub mod args;
 pub mod checkpoint;
+pub mod files;
 mod layer_defs;
 pub mod layers;
 pub mod methods;
@@ -317,6 +318,9 @@ pub static BUILTINS: &[BuiltinDef] = &[
     optim::SGD,
     optim::ADAM,
     optim::ADAMW,
+    // Files (LANGUAGE.md §11).
+    files::LOAD_NPY,
+    files::SAVE_NPY,
 ];
 
 static BY_NAME: LazyLock<HashMap<&'static str, usize>> = LazyLock::new(|| {

@@ -24,6 +24,22 @@ pub enum CheckError {
         help: String,
     },
 
+    /// A field or method the value certainly does not have: `randn(2, 3).shap`.
+    #[error("{type_name} has no field or method `{name}`")]
+    #[diagnostic(code(E0202))]
+    NoSuchField {
+        /// The type of the value (`tensor`, `int`).
+        type_name: String,
+        /// The name asked for.
+        name: String,
+        /// The name in the source.
+        #[label("no `{name}` here")]
+        span: Span,
+        /// The closest field or method, or the list of them.
+        #[help]
+        help: String,
+    },
+
     /// More positional arguments than the callee takes: `Flatten(1, 2, 3)`.
     #[error("`{callee}` takes at most {max} positional argument{s}, got {given}", s = if *max == 1 { "" } else { "s" })]
     #[diagnostic(code(E0203))]
@@ -185,6 +201,12 @@ mod tests {
         let s = Span::new(0, 0);
         let all = [
             CheckError::UndefinedName {
+                name: String::new(),
+                span: s,
+                help: String::new(),
+            },
+            CheckError::NoSuchField {
+                type_name: String::new(),
                 name: String::new(),
                 span: s,
                 help: String::new(),

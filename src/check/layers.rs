@@ -284,15 +284,15 @@ impl Checker {
                 })
             }
             "Linear" => {
-                let (Some(shape), Some(fin), Some(fout)) =
-                    (&t.shape, l.int("in_features"), l.int("out_features"))
-                else {
+                // `Linear(_, n)` infers in_features from the input: only n is needed.
+                let (Some(shape), Some(fout)) = (&t.shape, l.int("out_features")) else {
                     return unknown;
                 };
                 let Some(last) = shape.last() else {
                     return unknown;
                 };
                 if let Some(actual) = last.as_const()
+                    && let Some(fin) = l.int("in_features")
                     && actual != fin
                 {
                     let mut d = TensorDiagnostic::new(
@@ -336,8 +336,21 @@ impl Checker {
             "Conv2d" | "ConvTranspose2d" | "MaxPool2d" | "AvgPool2d" => {
                 self.apply_spatial(l, t, at, span, grad)
             }
-            // Per channel, position by position: shape and receptive field kept.
-            "BatchNorm2d" => keep(t),
+            // Per channel, position by position: shape and receptive field kept. A 4-D input
+            // whose channels match (or `BatchNorm2d(_)`, which takes them from the input) is
+            // all the checker vouches for; the rest the run-time check reports.
+            "BatchNorm2d" => match &t.shape {
+                Some(shape)
+                    if shape.len() == 4
+                        && (l.arg("num_features").0 == Ty::Unknown
+                            || l.int("num_features").is_some_and(|c| {
+                                shape[1].as_const().is_none_or(|actual| actual == c)
+                            })) =>
+                {
+                    keep(t)
+                }
+                _ => unknown,
+            },
             "Upsample" | "PixelShuffle" => upscale(l, t, grad).unwrap_or(unknown),
             _ => unknown,
         }

@@ -5,10 +5,12 @@
 
 #![warn(missing_docs)]
 
+mod annotate;
 pub mod dim;
 mod dim_arith;
 pub mod error;
 mod layers;
+mod members;
 pub mod net;
 mod ops;
 pub mod rules;

@@ -425,7 +425,8 @@ impl Checker {
                 declared: declared_str.clone(),
                 help: format!("`{net}` takes a tensor of shape {declared_str}"),
             });
-            return identity(declared);
+            // The mistake is reported once: the input is unknown for the rest of the body.
+            return Ty::Tensor(TensorTy::unknown());
         }
         arg.clone()
     }

@@ -1,15 +1,16 @@
 //! Operators and tensor methods: broadcasting (E0306), matmul (E0307), views and reshapes
 //! (E0308, E0309), backward (E0401) and in-place writes (E0403).
 
-use super::dim::SymDim;
+use super::dim::{Comparison, Preconditions, SymDim};
 use super::rules::concrete_usize;
-use super::ty::{Grad, TensorTy, Ty};
+use super::ty::{Grad, TensorTy, Ty, shape_string};
 use super::walk::{Checker, TyArg, combined, derived};
 use crate::builtins::methods;
 use crate::eval::tensor_error::{TensorCode, TensorDiagnostic};
 use crate::source::Span;
 use crate::syntax::ast::{BinOp, Ident};
 use crate::tensor::TensorError;
+use crate::tensor::ops::matmul::matmul_shape;
 
 use super::error::CheckError;
 
@@ -95,7 +96,8 @@ impl Checker {
         }
     }
 
-    /// Broadcasts two shapes: E0306 when two constant dims differ and neither is 1.
+    /// Broadcasts two shapes: E0306 when two constant dims differ and neither is 1, E0312
+    /// when two symbolic dims may differ (with a counterexample in which neither is 1).
     fn broadcast(
         &mut self,
         op: BinOp,
@@ -103,6 +105,16 @@ impl Checker {
         y: &[SymDim],
         span: Span,
     ) -> Option<Result<Vec<SymDim>, ()>> {
+        let name = match op {
+            BinOp::Add => "add",
+            BinOp::Sub => "sub",
+            BinOp::Mul => "mul",
+            BinOp::Div => "div",
+            BinOp::Pow => "pow",
+            BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => "compare",
+            // `//` and `%` do not take tensors (E0207 at run time).
+            _ => return None,
+        };
         let n = x.len().max(y.len());
         let mut out = Vec::with_capacity(n);
         for i in 0..n {
@@ -111,33 +123,18 @@ impl Checker {
             let d = match (a, b) {
                 (Some(a), None) => a.clone(),
                 (None, Some(b)) => b.clone(),
-                (Some(a), Some(b)) => match (a.as_const(), b.as_const()) {
-                    (Some(1), _) => b.clone(),
-                    (_, Some(1)) => a.clone(),
-                    (Some(p), Some(q)) if p != q => {
-                        let (Some(xs), Some(ys)) = (concrete(x), concrete(y)) else {
-                            return None;
-                        };
-                        let name = match op {
-                            BinOp::Add => "add",
-                            BinOp::Sub => "sub",
-                            BinOp::Mul => "mul",
-                            BinOp::Div => "div",
-                            _ => return None,
-                        };
-                        self.tensor_error(
-                            TensorError::Broadcast {
-                                op: name,
-                                lhs: concrete_usize(&xs),
-                                rhs: concrete_usize(&ys),
-                            },
-                            span,
-                        );
-                        return Some(Err(()));
+                (Some(a), Some(b)) => {
+                    let what = format!(
+                        "`{}` needs dim -{} equal on both sides, or 1",
+                        op.symbol(),
+                        n - i
+                    );
+                    let shapes = || (x.to_vec(), y.to_vec());
+                    match self.broadcast_dim(a, b, span, shapes, name, &what) {
+                        Ok(d) => d,
+                        Err(()) => return Some(Err(())),
                     }
-                    _ if a == b => a.clone(),
-                    _ => SymDim::unknown(),
-                },
+                }
                 (None, None) => SymDim::unknown(),
             };
             out.push(d);
@@ -145,6 +142,71 @@ impl Checker {
         Some(Ok(out))
     }
 
+    /// One dim of a broadcast (`what` says which, for the label): `Err` after
+    /// reporting E0306 (different constants, neither 1) or E0312 (symbolic dims that may
+    /// differ, neither being 1 in the counterexample).
+    fn broadcast_dim(
+        &mut self,
+        a: &SymDim,
+        b: &SymDim,
+        span: Span,
+        shapes: impl FnOnce() -> (Vec<SymDim>, Vec<SymDim>),
+        op: &'static str,
+        what: &str,
+    ) -> Result<SymDim, ()> {
+        match (a.as_const(), b.as_const()) {
+            (Some(1), _) => return Ok(b.clone()),
+            (_, Some(1)) => return Ok(a.clone()),
+            (Some(p), Some(q)) if p != q => {
+                let (x, y) = shapes();
+                match (concrete(&x), concrete(&y)) {
+                    (Some(xs), Some(ys)) => self.tensor_error(
+                        TensorError::Broadcast {
+                            op,
+                            lhs: concrete_usize(&xs),
+                            rhs: concrete_usize(&ys),
+                        },
+                        span,
+                    ),
+                    _ => {
+                        // The engine's words, with the shapes as the checker knows them.
+                        let (xs, ys) = (shape_string(&x), shape_string(&y));
+                        let d = TensorDiagnostic::new(
+                            TensorCode::Broadcast,
+                            format!("{op}: shapes {xs} and {ys} cannot broadcast"),
+                            span,
+                            "shapes do not broadcast",
+                        )
+                        .with_help(format!(
+                            "dims are compared from the right and must be equal or 1: {xs} vs {ys}"
+                        ));
+                        self.error(CheckError::Shape(Box::new(d)));
+                    }
+                }
+                return Err(());
+            }
+            _ if a == b => return Ok(a.clone()),
+            _ => {}
+        }
+        // A 1 broadcasts: the counterexample must keep both sides above 1.
+        let mut pre = Preconditions::new();
+        for d in [a, b] {
+            if d.as_const().is_none() {
+                let _ = pre.require_at_least(d, 2);
+            }
+        }
+        let fix = "make them equal, or 1 to broadcast";
+        match self.require_equal(a, b, &pre, span, || what.to_string(), fix) {
+            Comparison::Differ(_) => Err(()),
+            Comparison::Equal => Ok(a.clone()),
+            Comparison::Unknown => Ok(SymDim::unknown()),
+        }
+    }
+
+    /// `a @ b` with PyTorch's rules (1-D operands, batched with broadcast batch dims):
+    /// concrete shapes go through the engine's own [`matmul_shape`]; symbolic ones give
+    /// E0307 for contracted dims that are different constants, E0312 for ones that may
+    /// differ, E0306 for batch dims that cannot broadcast.
     fn matmul(&mut self, a: &TensorTy, b: &TensorTy, span: Span, grad: Grad) -> Ty {
         let unknown = Ty::Tensor(TensorTy {
             shape: None,
@@ -154,28 +216,82 @@ impl Checker {
         let (Some(x), Some(y)) = (&a.shape, &b.shape) else {
             return unknown;
         };
-        if x.len() != 2 || y.len() != 2 {
+        if let (Some(xs), Some(ys)) = (concrete(x), concrete(y)) {
+            return match matmul_shape(&concrete_usize(&xs), &concrete_usize(&ys)) {
+                Ok(out) => Ty::Tensor(TensorTy::of(
+                    out.into_iter()
+                        .map(|d| SymDim::constant(d as i64))
+                        .collect(),
+                    grad,
+                )),
+                Err(err) => {
+                    self.tensor_error(err, span);
+                    Ty::Unknown
+                }
+            };
+        }
+        let (l, r) = (x.len(), y.len());
+        if l == 0 || r == 0 {
             return unknown;
         }
-        if let (Some(p), Some(q)) = (x[1].as_const(), y[0].as_const())
+        let (x_batch, rows, inner) = if l == 1 {
+            (&[][..], None, &x[0])
+        } else {
+            (&x[..l - 2], Some(&x[l - 2]), &x[l - 1])
+        };
+        let (y_batch, contracted, cols) = if r == 1 {
+            (&[][..], &y[0], None)
+        } else {
+            (&y[..r - 2], &y[r - 2], Some(&y[r - 1]))
+        };
+        if let (Some(p), Some(q)) = (inner.as_const(), contracted.as_const())
             && p != q
         {
-            if let (Some(xs), Some(ys)) = (concrete(x), concrete(y)) {
-                self.tensor_error(
-                    TensorError::MatmulMismatch {
-                        op: "matmul",
-                        lhs: concrete_usize(&xs),
-                        rhs: concrete_usize(&ys),
-                        lhs_inner: p as usize,
-                        rhs_inner: q as usize,
-                    },
-                    span,
-                );
-                return Ty::Unknown;
-            }
-            return unknown;
+            let message = format!(
+                "matmul: inner dimensions differ: {} @ {} ({p} vs {q})",
+                shape_string(x),
+                shape_string(y)
+            );
+            let d = TensorDiagnostic::new(TensorCode::MatmulMismatch, message, span, "inner dimensions differ")
+                .with_help(format!("the left operand's last dim ({p}) must equal the right operand's contracted dim ({q}); transpose one with `.T` or `.t()`?"));
+            self.error(CheckError::Shape(Box::new(d)));
+            return Ty::Unknown;
         }
-        Ty::Tensor(TensorTy::of(vec![x[0].clone(), y[1].clone()], grad))
+        let what = || "matmul contracts the left operand's last dim with this one".to_string();
+        let fix = "make the contracted dims equal (transpose one with `.T`?)";
+        // Sizes are positive: a counterexample reads as two real shapes.
+        let mut pre = Preconditions::new();
+        for d in [inner, contracted] {
+            if d.as_const().is_none() {
+                let _ = pre.require_at_least(d, 1);
+            }
+        }
+        match self.require_equal(inner, contracted, &pre, span, what, fix) {
+            Comparison::Differ(_) => return Ty::Unknown,
+            Comparison::Equal | Comparison::Unknown => {}
+        }
+        let n = x_batch.len().max(y_batch.len());
+        let mut out = Vec::with_capacity(n + 2);
+        for i in 0..n {
+            let p = (i + x_batch.len()).checked_sub(n).map(|k| &x_batch[k]);
+            let q = (i + y_batch.len()).checked_sub(n).map(|k| &y_batch[k]);
+            let d = match (p, q) {
+                (Some(p), Some(q)) => {
+                    let what = format!("matmul broadcasts batch dim {i}: equal, or 1");
+                    let shapes = || (x.to_vec(), y.to_vec());
+                    match self.broadcast_dim(p, q, span, shapes, "matmul", &what) {
+                        Ok(d) => d,
+                        Err(()) => return Ty::Unknown,
+                    }
+                }
+                (Some(d), None) | (None, Some(d)) => d.clone(),
+                (None, None) => SymDim::unknown(),
+            };
+            out.push(d);
+        }
+        out.extend(rows.cloned());
+        out.extend(cols.cloned());
+        Ty::Tensor(TensorTy::of(out, grad))
     }
 
     /// `object.name(args)`.
@@ -187,6 +303,9 @@ impl Checker {
         args: &[TyArg],
         span: Span,
     ) -> Ty {
+        if !self.has_member(o, name, true) {
+            return Ty::Unknown;
+        }
         let Ty::Tensor(t) = o else {
             return Ty::Unknown;
         };
@@ -206,6 +325,14 @@ impl Checker {
         if super::rules::INPLACE_METHODS.contains(&m) {
             self.check_inplace(t, span);
             return Ty::Tensor(t.clone());
+        }
+        // Results that are not always tensors: `max(dim)` is a record of values and
+        // indices, `size()` a list or an int, `tolist()` a list.
+        if matches!(
+            m,
+            "max" | "min" | "size" | "dim" | "tolist" | "retain_grad" | "requires_grad_"
+        ) {
+            return Ty::Unknown;
         }
         if m == "backward" {
             if t.grad == Grad::No && self.certain && self.grad_tracked {

@@ -95,6 +95,8 @@ pub const BUILTIN_RULES: &[&str] = &[
     "BatchNorm2d",
     "Upsample",
     "PixelShuffle",
+    "load_npy",
+    "save_npy",
 ];
 
 /// Tensor methods that keep the shape.
@@ -490,6 +492,31 @@ impl Checker {
                 }
             }
             "cat" => self.cat(b, span),
+            // A literal path to a readable file gives its shape from the header alone; any
+            // other path, or a file that cannot be read, is unknown: the run reports it.
+            "load_npy" => {
+                let shape = match b.get(0) {
+                    Some(Ty::Str(Some(path))) => std::fs::File::open(&**path)
+                        .ok()
+                        .and_then(|f| {
+                            crate::tensor::npy::read_header(&mut std::io::BufReader::new(f)).ok()
+                        })
+                        .filter(|h| crate::tensor::npy::Dtype::supported(&h.descr))
+                        .map(|h| {
+                            h.shape
+                                .iter()
+                                .map(|&d| SymDim::constant(d as i64))
+                                .collect()
+                        }),
+                    _ => None,
+                };
+                Ty::Tensor(TensorTy {
+                    shape,
+                    grad: Grad::No,
+                    field: None,
+                })
+            }
+            "save_npy" => Ty::None,
             name if BUILTIN_RULES.contains(&name) => self.build_layer(def, b, span),
             _ => Ty::Unknown,
         }
@@ -532,6 +559,31 @@ impl Checker {
             }
             Err(_) => None,
         }
+    }
+
+    /// Two dims that must be equal (`cat`, `+`, `@`, an annotation): `Equal` when proved,
+    /// `Differ` after reporting E0312 with the counterexample (`with H = 5: 6 vs 5`), and
+    /// `Unknown` when neither can be shown: the run-time check decides, nothing is said.
+    pub(super) fn require_equal(
+        &mut self,
+        a: &SymDim,
+        b: &SymDim,
+        preconditions: &Preconditions,
+        span: Span,
+        what: impl FnOnce() -> String,
+        fix: &str,
+    ) -> Comparison {
+        let outcome = compare(a, b, preconditions);
+        if let Comparison::Differ(cx) = &outcome {
+            self.error(CheckError::MayDiffer {
+                left: a.to_string(),
+                right: b.to_string(),
+                span,
+                what: what(),
+                help: format!("{cx}; {fix}"),
+            });
+        }
+        outcome
     }
 
     fn cat(&mut self, b: &Bound, span: Span) -> Ty {
@@ -615,18 +667,17 @@ impl Checker {
                     }
                     continue;
                 }
-                if let Comparison::Differ(cx) = compare(a, x, &Preconditions::new()) {
-                    self.error(CheckError::MayDiffer {
-                        left: a.to_string(),
-                        right: x.to_string(),
-                        span,
-                        what: format!("cat along dim {d} needs dim {i} equal"),
-                        help: format!("{cx}; crop or pad one of them so dim {i} agrees"),
-                    });
-                    return Ty::Unknown;
-                }
-                if !matches!(compare(a, x, &Preconditions::new()), Comparison::Equal) {
-                    *a = SymDim::unknown();
+                match self.require_equal(
+                    a,
+                    x,
+                    &Preconditions::new(),
+                    span,
+                    || format!("cat along dim {d} needs dim {i} equal"),
+                    &format!("crop or pad one of them so dim {i} agrees"),
+                ) {
+                    Comparison::Differ(_) => return Ty::Unknown,
+                    Comparison::Equal => {}
+                    Comparison::Unknown => *a = SymDim::unknown(),
                 }
             }
         }

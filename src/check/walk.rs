@@ -182,8 +182,15 @@ impl Checker {
 
     pub(super) fn stmt(&mut self, stmt: &Stmt) {
         match &stmt.node {
-            StmtKind::Let { name, value, .. } => {
-                let ty = self.expr(value);
+            StmtKind::Let {
+                name,
+                value,
+                annotation,
+            } => {
+                let mut ty = self.expr(value);
+                if let Some(shape) = annotation {
+                    ty = self.annotate(name, shape, ty, value.span);
+                }
                 self.problems
                     .lets
                     .push((name.span, name.name.to_string(), ty.clone()));
@@ -469,6 +476,9 @@ impl Checker {
             }
             ExprKind::Field { object, name } => {
                 let o = self.expr(object);
+                if !self.has_member(&o, name, false) {
+                    return Ty::Unknown;
+                }
                 self.field(&o, &name.name)
             }
             ExprKind::Index { object, indices } => {

@@ -289,8 +289,10 @@ pub enum RuntimeError {
         /// The path and what the operating system said.
         message: String,
         /// The call.
-        #[label("here")]
+        #[label("{label}")]
         span: Span,
+        /// Short label text: `this read failed`.
+        label: String,
         /// The fix.
         #[help]
         help: Option<String>,
@@ -629,6 +631,7 @@ mod tests {
             RuntimeError::FileAccess {
                 message: t(),
                 span: s,
+                label: t(),
                 help: None,
                 calls: vec![],
             },

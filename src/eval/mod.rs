@@ -774,13 +774,7 @@ impl Interpreter {
     }
 
     fn no_member(object: &Value, name: &Ident) -> Box<RuntimeError> {
-        let help = match object {
-            Value::List(_) | Value::Str(_) | Value::Range { .. } => {
-                "lists, strings and ranges have no methods; use builtins such as `len(x)`"
-                    .to_string()
-            }
-            _ => format!("a {} has no fields or methods", object.type_name()),
-        };
+        let help = tensor::memberless_help(object.type_name());
         Box::new(RuntimeError::NoSuchField {
             type_name: object.type_name().to_string(),
             name: name.name.to_string(),

@@ -62,6 +62,35 @@ pub const OPTIMIZER_MEMBERS: Members = Members {
     methods: methods::OPTIMIZER_METHODS,
 };
 
+/// The help of E0202 for `name` on a value with these fields and methods: the closest
+/// member, or all of them. The checker reports the same words before the run.
+pub fn member_help(
+    type_name: &str,
+    name: &str,
+    fields: &[&'static str],
+    methods: &'static [BuiltinDef],
+) -> String {
+    let candidates = fields.iter().copied().chain(methods.iter().map(|m| m.name));
+    match closest(name, candidates) {
+        Some(near) => format!("did you mean `{near}`?"),
+        None => {
+            let mut all: Vec<&str> = fields.to_vec();
+            all.extend(methods.iter().map(|m| m.name));
+            format!("a {type_name} has {}", all.join(", "))
+        }
+    }
+}
+
+/// The help of E0202 for a type with no fields or methods at all (`int`, `list`, ...).
+pub fn memberless_help(type_name: &str) -> String {
+    match type_name {
+        "list" | "str" | "range" => {
+            "lists, strings and ranges have no methods; use builtins such as `len(x)`".to_string()
+        }
+        _ => format!("a {type_name} has no fields or methods"),
+    }
+}
+
 /// A number operand of a tensor operator (`t * 2`, `1 - t`).
 fn scalar_of(value: &Value) -> Option<f64> {
     match value {
@@ -368,15 +397,7 @@ impl Interpreter {
         fields: &[&'static str],
         methods: &'static [BuiltinDef],
     ) -> Box<RuntimeError> {
-        let candidates = fields.iter().copied().chain(methods.iter().map(|m| m.name));
-        let help = match closest(&name.name, candidates) {
-            Some(near) => format!("did you mean `{near}`?"),
-            None => {
-                let mut all: Vec<&str> = fields.to_vec();
-                all.extend(methods.iter().map(|m| m.name));
-                format!("a {type_name} has {}", all.join(", "))
-            }
-        };
+        let help = member_help(type_name, &name.name, fields, methods);
         Box::new(RuntimeError::NoSuchField {
             type_name: type_name.to_string(),
             name: name.name.to_string(),
@@ -649,7 +670,7 @@ impl Interpreter {
             };
             if expected != actual {
                 return Err(TensorDiagnostic::new(
-                    TensorCode::WrongRank,
+                    TensorCode::DeclaredSize,
                     format!(
                         "`{}` is declared with size {expected} in dimension {i}, the value has shape {:?}",
                         name.name,

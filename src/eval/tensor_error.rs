@@ -60,11 +60,13 @@ pub enum TensorCode {
     GraphFreed,
     /// An allocation too large for memory: `zeros(100000, 100000, 100000)`.
     TooLarge,
+    /// A size that differs from the `let` annotation's: `let x: [2, 4] = randn(2, 3)`.
+    DeclaredSize,
 }
 
 impl TensorCode {
     /// Every code, for the uniqueness test.
-    pub const ALL: [TensorCode; 18] = [
+    pub const ALL: [TensorCode; 19] = [
         TensorCode::ConvOutputEmpty,
         TensorCode::TransposedOutputEmpty,
         TensorCode::ChannelMismatch,
@@ -83,6 +85,7 @@ impl TensorCode {
         TensorCode::SavedTensorModified,
         TensorCode::GraphFreed,
         TensorCode::TooLarge,
+        TensorCode::DeclaredSize,
     ];
 
     /// The diagnostic code, `E0301` ...
@@ -106,6 +109,10 @@ impl TensorCode {
             TensorCode::SavedTensorModified => "E0404",
             TensorCode::GraphFreed => "E0405",
             TensorCode::TooLarge => "E0503",
+            // Two dims that must be equal and are not: the declared one and the value's.
+            // E0303 is a layer's channels and E0304 the number of dims; E0312 is the code
+            // of "dims must be equal", whether the checker or the run finds them apart.
+            TensorCode::DeclaredSize => "E0312",
         }
     }
 }

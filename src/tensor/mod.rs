@@ -14,6 +14,7 @@ mod create;
 pub mod derivatives;
 pub mod display;
 pub mod error;
+pub mod npy;
 pub mod ops;
 pub mod optim;
 pub mod random;

@@ -312,6 +312,8 @@ impl Tensor {
     /// matrix product, a 1-D operand gains (then loses) a unit dimension, and higher ranks
     /// multiply batches of matrices with broadcast batch dims.
     pub fn matmul(&self, other: &Tensor) -> Result<Tensor> {
+        // Every shape error comes from one place, the one the checker asks too.
+        matmul_shape(self.shape(), other.shape())?;
         match (self.ndim(), other.ndim()) {
             (0, _) | (_, 0) => Err(TensorError::Rank {
                 op: "matmul",
@@ -428,4 +430,48 @@ impl Tensor {
             }
         }
     }
+}
+
+/// The shape of `lhs @ rhs` under PyTorch's rules (see [`Tensor::matmul`]), or the error the
+/// product reports: E0304 for a 0-D operand, E0307 when the contracted dims differ, E0306
+/// when the batch dims (all but the last two) cannot broadcast. Both operands' full shapes
+/// are named in the error, as written, never with the unit dims a 1-D operand gains.
+pub fn matmul_shape(lhs: &[usize], rhs: &[usize]) -> Result<Vec<usize>> {
+    if lhs.is_empty() || rhs.is_empty() {
+        return Err(TensorError::Rank {
+            op: "matmul",
+            expected: "tensors of at least 1 dimension",
+            shape: if lhs.is_empty() { lhs } else { rhs }.to_vec(),
+        });
+    }
+    let (l, r) = (lhs.len(), rhs.len());
+    // A 1-D left operand is a row, a 1-D right operand a column; neither keeps that dim.
+    let (lhs_batch, rows, inner) = if l == 1 {
+        (&[][..], None, lhs[0])
+    } else {
+        (&lhs[..l - 2], Some(lhs[l - 2]), lhs[l - 1])
+    };
+    let (rhs_batch, contracted, cols) = if r == 1 {
+        (&[][..], rhs[0], None)
+    } else {
+        (&rhs[..r - 2], rhs[r - 2], Some(rhs[r - 1]))
+    };
+    if inner != contracted {
+        return Err(TensorError::MatmulMismatch {
+            op: "matmul",
+            lhs: lhs.to_vec(),
+            rhs: rhs.to_vec(),
+            lhs_inner: inner,
+            rhs_inner: contracted,
+        });
+    }
+    let mut out =
+        broadcast_shape("matmul", lhs_batch, rhs_batch).map_err(|_| TensorError::Broadcast {
+            op: "matmul",
+            lhs: lhs.to_vec(),
+            rhs: rhs.to_vec(),
+        })?;
+    out.extend(rows);
+    out.extend(cols);
+    Ok(out)
 }
