@@ -1,4 +1,4 @@
-//! The commands behind `cnn run`, `cnn check` and `cnn explain`: each reads its input,
+//! The commands behind `cnn run`, `cnn check`, `cnn summary` and `cnn explain`: each reads its input,
 //! goes through the pipeline in `lib.rs`, writes what it found, and returns the exit code.
 
 use std::io::Write;
@@ -103,6 +103,94 @@ pub fn run_file(path: &Path, format: Format, no_check: bool, seed: Option<i64>) 
     let outcome = program.and_then(|program| execute(&source, &mut interpreter, &program));
     let _ = std::io::stdout().flush();
     emit(&take_warnings(&source, &mut interpreter), format);
+    match outcome {
+        Ok(_) => EXIT_OK,
+        Err(RunError::Check(problems)) => {
+            emit(&problems, format);
+            EXIT_CHECK
+        }
+        Err(RunError::Runtime(problem)) => {
+            emit(&[problem], format);
+            EXIT_RUNTIME
+        }
+    }
+}
+
+/// `cnn summary FILE NET [--input 1,3,32,32]`: check the file, run its `net` and `fn`
+/// definitions (nothing else), build `NET` with its default parameters and print its summary
+/// table (LANGUAGE.md §11), for the given input shape when there is one.
+pub fn summary_file(path: &Path, net: &str, input: Option<&[usize]>, format: Format) -> i32 {
+    let source = match load(path, format) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let program = match check(&source) {
+        Ok(checked) => checked.program,
+        Err(problems) => {
+            emit(&problems, format);
+            return EXIT_CHECK;
+        }
+    };
+    let defs: Vec<&crate::syntax::ast::NetDef> = program
+        .stmts
+        .iter()
+        .filter_map(|s| match &s.node {
+            crate::syntax::ast::StmtKind::Net(def) => Some(&**def),
+            _ => None,
+        })
+        .collect();
+    let nets: Vec<&str> = defs.iter().map(|d| &*d.name.name).collect();
+    if let Some(def) = defs.iter().find(|d| &*d.name.name == net) {
+        let required: Vec<&str> = def
+            .params
+            .iter()
+            .filter(|p| p.default.is_none())
+            .map(|p| &*p.name.name)
+            .collect();
+        if !required.is_empty() {
+            eprintln!(
+                "error: `{net}` has parameters without a default ({}); `cnn summary` builds a net with its defaults, `summary({net}(...))` in a script takes any",
+                required.join(", ")
+            );
+            return EXIT_USAGE;
+        }
+    } else {
+        let defined = if nets.is_empty() {
+            "it defines no net".to_string()
+        } else {
+            format!("its nets: {}", nets.join(", "))
+        };
+        eprintln!("error: no net `{net}` in {}; {defined}", path.display());
+        return EXIT_USAGE;
+    }
+    // The call goes at the end of the text, so a mistake in it (a parameter without a
+    // default) is reported with a span like any other.
+    let input = input.map_or(String::new(), |dims| format!(", {dims:?}"));
+    let text = format!(
+        "{}
+summary({net}(){input})
+",
+        source.text()
+    );
+    let source = SourceFile::new(source.name(), text);
+    let mut program = match parse(&source) {
+        Ok(p) => p,
+        Err(problems) => {
+            emit(&problems, format);
+            return EXIT_CHECK;
+        }
+    };
+    let last = program.stmts.pop();
+    program.stmts.retain(|s| {
+        matches!(
+            s.node,
+            crate::syntax::ast::StmtKind::Net(_) | crate::syntax::ast::StmtKind::Fn(_)
+        )
+    });
+    program.stmts.extend(last);
+    let mut interpreter = Interpreter::new(Box::new(std::io::stdout()));
+    let outcome = execute(&source, &mut interpreter, &program);
+    let _ = std::io::stdout().flush();
     match outcome {
         Ok(_) => EXIT_OK,
         Err(RunError::Check(problems)) => {

@@ -45,6 +45,20 @@ enum Command {
     },
     /// Open the interactive REPL (also what `cnn` alone does).
     Repl,
+    /// Print a net's summary: layers, output shapes, parameters, receptive fields (and MACs
+    /// for a concrete --input).
+    Summary {
+        /// The `.cnn` script that defines the net.
+        file: PathBuf,
+        /// The net's name; it is built with its default parameters.
+        net: String,
+        /// A concrete input shape, comma-separated: 1,3,32,32.
+        #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..))]
+        input: Option<Vec<u32>>,
+        /// How diagnostics are printed.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+        format: OutputFormat,
+    },
     /// Print the long explanation of a diagnostic code, such as E0302.
     Explain {
         /// The code.
@@ -95,6 +109,16 @@ fn main() {
             shapes,
             format,
         } => cli::check_file(&file, format.into(), shapes),
+        Command::Summary {
+            file,
+            net,
+            input,
+            format,
+        } => {
+            let input: Option<Vec<usize>> =
+                input.map(|dims| dims.into_iter().map(|d| d as usize).collect());
+            cli::summary_file(&file, &net, input.as_deref(), format.into())
+        }
         Command::Explain { code } => cli::explain(&code),
     });
     std::process::exit(code);

@@ -287,3 +287,37 @@ fn piped_repl_keeps_going_after_an_error_and_exits_one() {
     // `cnn` with nothing to read is an empty session, not a usage error.
     assert_eq!(cnn(&[]).status.code(), Some(0));
 }
+
+#[test]
+fn summary_prints_a_nets_table_built_with_its_defaults() {
+    let p = script(
+        "summary",
+        "net Small(width=4) {\n    input x: [N, 1, H, W]\n    return x |> Conv2d(1, width, 3, padding=1) |> ReLU() |> MaxPool2d(2)\n}\nprint(\"the script's own statements do not run\")\n",
+    );
+    let path = p.to_str().unwrap();
+    let o = cnn(&["summary", path, "Small"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.starts_with("Small(width=4): [N, 1, H, W] -> [N, 4, H//2, W//2]\n"),
+        "{out}"
+    );
+    assert!(out.contains("conv2d_0 (Conv2d)"), "{out}");
+    assert!(out.contains("Total params: 40\n"), "{out}");
+    assert!(!out.contains("do not run"), "{out}");
+    let o = cnn(&["summary", path, "Small", "--input", "2,1,8,8"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("[2, 4, 4, 4]"), "{out}");
+    assert!(out.contains("Total MACs: 4,608\n"), "{out}");
+    // A net that is not there, and a bad shape, are usage errors.
+    let o = cnn(&["summary", path, "Big"]);
+    assert_eq!(o.status.code(), Some(64));
+    assert!(stderr(&o).contains("its nets: Small"), "{}", stderr(&o));
+    let o = cnn(&["summary", path, "Small", "--input", "2,x"]);
+    assert_eq!(o.status.code(), Some(64));
+    // An input the net cannot take is the run-time diagnostic.
+    let o = cnn(&["summary", path, "Small", "--input", "1,3,8,8"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("E0315"), "{}", stderr(&o));
+}

@@ -542,3 +542,236 @@ let m = Twice()"
     s.ok("let r = ReLU()");
     assert_eq!(s.layer("r").geometry(), None);
 }
+
+// --- summary and receptive_field (LANGUAGE.md §11) ---
+
+/// The table's body rows (between the second and third rule), split into columns.
+fn table_rows(table: &str) -> Vec<Vec<String>> {
+    let lines: Vec<&str> = table.lines().collect();
+    let rules: Vec<usize> = (0..lines.len())
+        .filter(|&i| lines[i].starts_with('─'))
+        .collect();
+    assert_eq!(rules.len(), 3, "{table}");
+    lines[rules[1] + 1..rules[2]]
+        .iter()
+        .map(|l| {
+            // Columns are separated by two or more spaces; a name's type is `name (Kind)`.
+            l.split("  ")
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn summary_lists_layers_with_symbolic_shapes_parameters_and_receptive_fields() {
+    let mut s = Session::new();
+    s.ok(SRCNN);
+    let table = s.ok("summary(SRCNN(scale=2))");
+    assert!(
+        table.starts_with("SRCNN(c=1, scale=2): [N, 1, H, W] -> [N, 1, 2*H, 2*W]\n"),
+        "{table}"
+    );
+    let rows = table_rows(&table);
+    let expected = [
+        ["conv2d_0 (Conv2d)", "[N, 64, H, W]", "5,248", "9x9", "1x1"],
+        ["relu_1 (ReLU)", "[N, 64, H, W]", "0", "9x9", "1x1"],
+        ["conv2d_2 (Conv2d)", "[N, 32, H, W]", "2,080", "9x9", "1x1"],
+        ["relu_3 (ReLU)", "[N, 32, H, W]", "0", "9x9", "1x1"],
+        [
+            "convtranspose2d_4 (ConvTranspose2d)",
+            "[N, 1, 2*H, 2*W]",
+            "513",
+            "10x10",
+            "0.5x0.5",
+        ],
+    ];
+    assert_eq!(rows, expected.map(|r| r.map(str::to_string)).to_vec());
+    assert!(table.contains("Total params: 7,841\n"), "{table}");
+    assert!(!table.contains("MACs"), "{table}");
+}
+
+#[test]
+fn summary_with_an_input_counts_macs_from_the_shapes_seen() {
+    let mut s = Session::new();
+    s.ok(SRCNN);
+    s.ok("let m = SRCNN()\nseed(5)\nlet before = randn(3)\nseed(5)");
+    let table = s.ok("summary(m, [2, 1, 8, 8])");
+    let rows = table_rows(&table);
+    // Conv2d: output values x (in/groups x kH x kW); ConvTranspose2d: input values x
+    // (out/groups x kH x kW).
+    let macs: Vec<&str> = rows.iter().map(|r| r.last().unwrap().as_str()).collect();
+    assert_eq!(
+        macs,
+        [
+            (2 * 64 * 8 * 8 * 81).to_string().as_str(),
+            "0",
+            (2 * 32 * 8 * 8 * 64).to_string().as_str(),
+            "0",
+            (2 * 32 * 8 * 8 * 16).to_string().as_str(),
+        ]
+        .map(|n| {
+            // With thousands separators.
+            let digits: Vec<char> = n.chars().collect();
+            let mut out = String::new();
+            for (i, c) in digits.iter().enumerate() {
+                if i > 0 && (digits.len() - i).is_multiple_of(3) {
+                    out.push(',');
+                }
+                out.push(*c);
+            }
+            out
+        })
+    );
+    assert_eq!(rows[4][1], "[2, 1, 16, 16]");
+    assert!(table.starts_with("SRCNN(c=1, scale=2): [2, 1, 8, 8] -> [2, 1, 16, 16]\n"));
+    // The forward is quiet: no gradient, no random draw, nothing printed but the table.
+    s.ok("assert (randn(3) - before).abs().max().item() == 0");
+    s.ok("for p in m.parameters() { assert p.grad == none }");
+}
+
+#[test]
+fn summary_names_nested_models_and_marks_shared_layers() {
+    let mut s = Session::new();
+    s.ok("net Deep(depth=2) {
+    input x: [N, 8, H, W]
+    let h = x
+    for i in 0..depth { h = h |> Conv2d(8, 8, 3, padding=1) }
+    return h
+}
+net Pair {
+    input x: [N, 8, H, W]
+    let encoder = Deep(depth=1)
+    let conv = Conv2d(8, 8, 3, padding=1)
+    return x |> encoder |> conv |> conv |> Deep()
+}");
+    let table = s.ok("summary(Pair())");
+    let rows = table_rows(&table);
+    let names: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "encoder (Deep)",
+            "encoder.conv2d_0 (Conv2d)",
+            "conv (Conv2d)",
+            "conv (Conv2d)",
+            "deep_2 (Deep)",
+            "deep_2.conv2d_0 (Conv2d)",
+            "deep_2.conv2d_1 (Conv2d)",
+        ]
+    );
+    assert_eq!(rows[3][2], "(shared)");
+    let fields: Vec<&str> = rows.iter().map(|r| r[3].as_str()).collect();
+    assert_eq!(
+        fields,
+        ["3x3", "3x3", "5x5", "7x7", "11x11", "9x9", "11x11"]
+    );
+    assert!(table.contains("Total params: 2,336\n"), "{table}");
+}
+
+#[test]
+fn receptive_field_of_models_and_chains() {
+    let mut s = Session::new();
+    s.ok(SRCNN);
+    s.ok("let rf = receptive_field(SRCNN())");
+    s.ok("assert rf.size == [10, 10]\nassert rf.jump == [0.5, 0.5]\nassert rf.start == [-0.25, -0.25]");
+    s.ok("let chain = receptive_field(Sequential(Conv2d(1, 1, 3), MaxPool2d(2), Conv2d(1, 1, 3, dilation=2)))");
+    s.ok("assert chain.size == [12, 12]\nassert chain.jump == [2, 2]");
+    s.ok("assert receptive_field(Conv2d(1, 1, [3, 5], stride=[1, 2])).size == [3, 5]");
+    let err = s
+        .run("receptive_field(Sequential(Conv2d(1, 1, 3), Flatten(), Linear(4, 2)))")
+        .unwrap_err();
+    assert_eq!(err.code().unwrap().to_string(), "E0505");
+    assert!(err.to_string().contains("not known"), "{err}");
+}
+
+// --- receptive_field against the input gradient ---
+
+/// One spatial layer of a random chain: its `.cnn` source, whether it is transposed, and
+/// its stride.
+fn chain_layer() -> impl proptest::strategy::Strategy<Value = (String, bool, i64)> {
+    use proptest::prelude::*;
+    prop_oneof![
+        (1i64..=4, 1i64..=2, 0i64..=1, 1i64..=2).prop_map(|(k, s, p, d)| (
+            format!("Conv2d(1, 1, {k}, stride={s}, padding={p}, dilation={d})"),
+            false,
+            s
+        )),
+        (2i64..=3, 1i64..=2).prop_map(|(k, s)| (format!("AvgPool2d({k}, stride={s})"), false, s)),
+        (2i64..=4, 1i64..=2, 0i64..=1).prop_map(|(k, s, p)| (
+            format!("ConvTranspose2d(1, 1, {k}, stride={s}, padding={p})"),
+            true,
+            s
+        )),
+    ]
+}
+
+/// The rows of the input one output pixel `(i, i)` reaches, as `last - first + 1`, with
+/// every weight 1 and average pooling, so no path cancels out.
+fn gradient_extent(s: &mut Session, i: i64) -> i64 {
+    s.ok(&format!(
+        "let x = ones(1, 1, 40, 40, requires_grad=true)
+let y = m(x)
+y[0, 0, {i}, {i}].backward()
+let rows = (x.grad[0, 0].abs().sum(dim=1) > 0)
+let idx = arange(40)
+let extent = (idx * rows).max().item() - (idx + (1 - rows) * 1000).min().item() + 1"
+    ));
+    match s.interp.global("extent") {
+        Some(Value::Float(f)) => *f as i64,
+        Some(Value::Int(n)) => *n,
+        other => panic!("extent is {other:?}"),
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// `receptive_field(model).size` is the extent of the input gradient of an output
+    /// pixel away from the borders: exactly for convolutions and pooling; for a chain with a
+    /// transposed convolution, where a pixel sees at most `ceil(k/s)` inputs, a bound on the
+    /// extent of every pixel.
+    #[test]
+    fn receptive_field_is_the_extent_of_the_input_gradient(
+        layers in proptest::collection::vec(chain_layer(), 1..=4)
+    ) {
+        let transposed = layers.iter().any(|(_, t, _)| *t);
+        // The recursion through a transposed convolution treats its input grid as evenly
+        // spread; after a stride it is not (neighbouring outputs reach inputs 0 or 2*s apart),
+        // so the bound is claimed where every stride comes after the last transposed one.
+        let last_transposed = layers.iter().rposition(|(_, t, _)| *t).unwrap_or(0);
+        proptest::prop_assume!(layers[..last_transposed].iter().all(|(_, _, s)| *s == 1));
+        let chain: Vec<&str> = layers.iter().map(|(l, _, _)| l.as_str()).collect();
+        let mut s = Session::new();
+        s.ok(&format!(
+            "net Chain {{\n    input x: [N, 1, H, W]\n    return x |> {}\n}}\nlet m = Chain()\nlet rf = receptive_field(m)\nwith no_grad {{ for p in m.parameters() {{ p.fill_(1) }} }}",
+            chain.join(" |> ")
+        ));
+        let size = match s.interp.global("rf") {
+            Some(Value::Record(r)) => match r.get("size") {
+                Some(Value::List(l)) => match l[0] { Value::Int(n) => n, _ => unreachable!() },
+                other => panic!("size is {other:?}"),
+            },
+            other => panic!("rf is {other:?}"),
+        };
+        s.ok("let out = m(zeros(1, 1, 40, 40)).shape[2]");
+        let out = match s.interp.global("out") { Some(Value::Int(n)) => *n, other => panic!("{other:?}") };
+        // A pixel whose window lies inside the input: the middle of the output.
+        proptest::prop_assume!(out >= 5 && size <= 20);
+        let middle = out / 2;
+        let extents: Vec<i64> = if transposed {
+            (middle - 2..=middle + 2).map(|i| gradient_extent(&mut s, i)).collect()
+        } else {
+            vec![gradient_extent(&mut s, middle)]
+        };
+        let widest = *extents.iter().max().unwrap();
+        if transposed {
+            // An upper bound: some pixel may see fewer inputs than `ceil(k/s)`.
+            proptest::prop_assert!(widest <= size, "{} gave extents {:?} for size {}", chain.join(" |> "), extents, size);
+        } else {
+            proptest::prop_assert_eq!(widest, size, "{} gave extents {:?}", chain.join(" |> "), extents);
+        }
+    }
+}

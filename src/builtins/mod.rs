@@ -12,6 +12,7 @@
 pub mod args;
 pub mod checkpoint;
 pub mod files;
+pub mod introspect;
 mod layer_defs;
 pub mod layers;
 pub mod methods;
@@ -314,6 +315,8 @@ pub static BUILTINS: &[BuiltinDef] = &[
     layer_defs::PIXEL_SHUFFLE,
     layer_defs::SEQUENTIAL,
     layer_defs::PARAMETER_COUNT,
+    introspect::SUMMARY,
+    introspect::RECEPTIVE_FIELD,
     // Optimizers (LANGUAGE.md §11).
     optim::SGD,
     optim::ADAM,

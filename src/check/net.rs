@@ -91,6 +91,8 @@ pub(super) struct NetState {
     preconditions: Option<Preconditions>,
     /// Layer applications, when a report is being made.
     pub rows: Option<Vec<Recorded>>,
+    /// Where the model about to be walked was built, for its group row.
+    group_span: Option<Span>,
     depth: usize,
 }
 
@@ -150,6 +152,7 @@ impl Checker {
         Ty::Model(Rc::new(ModelTy {
             net: net.clone(),
             params,
+            built_at: span,
             signature: signature.map(Rc::new),
         }))
     }
@@ -160,6 +163,7 @@ impl Checker {
             return Ty::Tensor(TensorTy::unknown());
         }
         let args = args.iter().map(|a| (a.ty.clone(), a.span)).collect();
+        self.nets.group_span = Some(model.built_at);
         let out = match self.walk_net(&model.net, &model.params, Mode::Call(args), span) {
             Some(sig) => sig.output,
             None => Ty::Tensor(TensorTy::unknown()),
@@ -203,7 +207,8 @@ impl Checker {
             self.replay(&constraints);
             return Some(signature);
         }
-        let group = self.start_group(net, span);
+        let group_span = self.nets.group_span.take().unwrap_or(span);
+        let group = self.start_group(net, group_span);
         let saved_pending = self.nets.pending.take();
         let saved_returned = self.nets.returned.take();
         let saved_pre = self.nets.preconditions.replace(Preconditions::new());

@@ -54,6 +54,8 @@ pub const RESULT_UNKNOWN: &[&str] = &[
     "binary_cross_entropy_with_logits",
     "Dropout",
     "parameter_count",
+    "summary",
+    "receptive_field",
     "SGD",
     "Adam",
     "AdamW",

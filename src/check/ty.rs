@@ -117,6 +117,8 @@ pub struct ModelTy {
     pub net: Rc<NetDef>,
     /// Parameter values (by position in the net's parameter list).
     pub params: Vec<Ty>,
+    /// The net call that built it (a report's group row names the model by it).
+    pub built_at: Span,
     /// Its inputs (declared symbols kept) and result, with preconditions; `None` when the
     /// net reaches itself.
     pub signature: Option<Rc<super::net::Signature>>,

@@ -238,6 +238,14 @@ impl Model {
     }
 }
 
+/// `layer` and every layer in it, depth first, the root named `""` at depth 0 and the
+/// others with dotted names (`.conv2d_0`, `.seq.1`) one deeper per level.
+pub fn flatten(layer: &Rc<Layer>) -> Vec<FlatLayer> {
+    let mut out = Vec::new();
+    flatten_into("", layer, 0, &mut out);
+    out
+}
+
 fn flatten_into(name: &str, layer: &Rc<Layer>, depth: usize, out: &mut Vec<FlatLayer>) {
     let children: Vec<(String, Rc<Layer>)> = if let Some(model) = layer.model() {
         model.layers()
@@ -670,6 +678,29 @@ impl Interpreter {
             })
             .collect();
         Ok((value, entries))
+    }
+
+    /// [`Interpreter::trace_forward`] that leaves no trace in the program: no output, no
+    /// gradients, no running-statistics updates, the random stream as it was (what
+    /// `summary(model, shape)` runs).
+    pub fn quiet_trace_forward(
+        &mut self,
+        layer: &Rc<Layer>,
+        inputs: Vec<Tensor>,
+        span: Span,
+    ) -> EvalResult<Vec<TraceEntry>> {
+        let rng = tensor::random::state();
+        let out = std::mem::replace(&mut self.out, Box::new(std::io::sink()));
+        let warnings = self.warnings.len();
+        let building = std::mem::replace(&mut self.building, true);
+        let grad = tensor::set_grad_enabled(false);
+        let result = self.trace_forward(layer, inputs, span);
+        drop(grad);
+        self.building = building;
+        self.out = out;
+        self.warnings.truncate(warnings);
+        tensor::random::set_state(rng);
+        result.map(|(_, entries)| entries)
     }
 
     /// One pass over the body: binds parameters and inputs in a new frame, records or

@@ -133,6 +133,16 @@ impl fmt::Display for Rational {
     }
 }
 
+/// `r` rounded up, for `r >= 0`. After a transposed convolution the jump is a fraction of
+/// an input pixel, and a window whose pixels' centres span a distance `D` reaches at most
+/// `ceil(D)` more input pixels than one of them does: sizes are then that upper bound, met
+/// by some output pixel (exact whenever the jump is whole).
+fn ceil(r: Rational) -> Option<i64> {
+    r.numer()
+        .checked_add(r.denom() - 1)
+        .map(|n| n.div_euclid(r.denom()))
+}
+
 /// The receptive field along one spatial axis: output pixel `o` sees `size` input pixels
 /// centred on `start + o*jump` (in input pixels).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -163,7 +173,7 @@ impl AxisField {
         }
         let span = d.checked_mul(k - 1)?;
         let grow = self.jump.checked_mul(Rational::int(span))?;
-        let size = Rational::int(self.size).checked_add(grow)?.as_int()?;
+        let size = self.size.checked_add(ceil(grow)?)?;
         let shift = Rational::new(span, 2)?.checked_sub(Rational::int(p))?;
         Some(AxisField {
             size,
@@ -183,7 +193,7 @@ impl AxisField {
         let span = d.checked_mul(k - 1)?;
         let seen = (span.checked_add(1)? + s - 1) / s;
         let grow = self.jump.checked_mul(Rational::int(seen - 1))?;
-        let size = Rational::int(self.size).checked_add(grow)?.as_int()?;
+        let size = self.size.checked_add(ceil(grow)?)?;
         let centre = Rational::int(p)
             .checked_sub(Rational::new(span, 2)?)?
             .checked_div(Rational::int(s))?;
