@@ -78,3 +78,29 @@ fn explain_examples_report_their_code() {
         assert!(codes.is_empty(), "{}\n{rendered}", examples.fixed);
     }
 }
+
+/// E0506 cannot come from a script alone: a Ctrl-C sets the interpreter's interrupt flag
+/// (the REPL's handler does), and the statement running stops where it checks it.
+#[test]
+fn an_interrupted_run_renders_e0506() {
+    let source = SourceFile::new(
+        "ui/e0506_interrupted.cnn",
+        "let steps = 0\nwhile true {\n    steps += 1\n}\n",
+    );
+    let mut interpreter = cnn::eval::Interpreter::new(Box::new(std::io::sink()));
+    let flag = interpreter.interrupt_handle();
+    let setter = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        flag.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    let outcome = cnn::run(&source, &mut interpreter);
+    setter.join().unwrap();
+    let Err(cnn::RunError::Runtime(problem)) = outcome else {
+        panic!("the loop should have been interrupted");
+    };
+    assert_eq!(problem.code().as_deref(), Some("E0506"));
+    insta::assert_snapshot!(cnn::report::render_all(
+        &[problem],
+        Format::Plain { width: 80 }
+    ));
+}
