@@ -142,21 +142,21 @@ pub enum CheckError {
 
     /// An argument that does not fit a net's declared input: `RGB()(randn(1, 1, 8, 8))`
     /// for `input x: [N, 3, H, W]`.
-    #[error("argument does not match the net's declared input: {detail}")]
+    #[error("{message}")]
     #[diagnostic(code(E0315))]
     NetInput {
-        /// What differs.
-        detail: String,
+        /// What differs, in the run-time check's words.
+        message: String,
         /// The argument.
-        #[label("this is {actual}")]
+        #[label("{label}")]
         span: Span,
-        /// Its shape.
-        actual: String,
-        /// The declaration.
-        #[label("declared here as {declared}")]
+        /// Label text at the argument: `` `x` is [2, 3, 16, 16] ``.
+        label: String,
+        /// The declaration (the dim at fault, or the whole shape).
+        #[label("{declared_label}")]
         declared_at: Span,
-        /// The declared shape.
-        declared: String,
+        /// Label text at the declaration.
+        declared_label: String,
         /// The fix.
         #[help]
         help: String,
@@ -249,11 +249,11 @@ mod tests {
                 help: String::new(),
             },
             CheckError::NetInput {
-                detail: String::new(),
+                message: String::new(),
                 span: s,
-                actual: String::new(),
+                label: String::new(),
                 declared_at: s,
-                declared: String::new(),
+                declared_label: String::new(),
                 help: String::new(),
             },
             CheckError::Shape(Box::new(TensorDiagnostic::new(

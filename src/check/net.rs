@@ -14,7 +14,7 @@ use super::error::{CheckError, CheckWarning};
 use super::ty::{LayerTy, ModelTy, TensorTy, Ty, shape_string};
 use super::walk::{Checker, TyArg};
 use crate::source::Span;
-use crate::syntax::ast::{Block, Expr, ExprKind, NetDef, ShapeSpec, Stmt, StmtKind};
+use crate::syntax::ast::{Block, Expr, ExprKind, Ident, NetDef, ShapeSpec, Stmt, StmtKind};
 use crate::tensor::receptive_field::AxisField;
 
 /// Most iterations of a loop with constant bounds that a net body is walked through one by
@@ -98,7 +98,8 @@ pub(super) struct NetState {
 
 struct Pending {
     args: std::collections::VecDeque<(Ty, Span)>,
-    symbols: Vec<(String, SymDim)>,
+    /// Each symbol bound so far, its size, and where it was bound (`dimension 2 of `a``).
+    symbols: Vec<(String, SymDim, String)>,
     /// Set after an E0315: the call's result is unknown.
     failed: bool,
 }
@@ -342,13 +343,13 @@ impl Checker {
     /// declaration (E0315), or the declared dims (symbols kept) when no call binds it. The
     /// input's receptive field starts as the identity; an argument keeps its own, so a call
     /// composes with what came before.
-    pub(super) fn bind_input(&mut self, shape: &ShapeSpec) -> Ty {
-        let ty = self.input_ty(shape);
+    pub(super) fn bind_input(&mut self, name: &Ident, shape: &ShapeSpec) -> Ty {
+        let ty = self.input_ty(name, shape);
         self.nets.seen_inputs.push(ty.clone());
         ty
     }
 
-    fn input_ty(&mut self, shape: &ShapeSpec) -> Ty {
+    fn input_ty(&mut self, name: &Ident, shape: &ShapeSpec) -> Ty {
         let declared: Vec<SymDim> = shape.node.iter().map(|d| self.declared_dim(d)).collect();
         let identity = |dims: Vec<SymDim>| {
             let spatial = matches!(dims.len(), 3 | 4);
@@ -383,52 +384,88 @@ impl Checker {
         let Some(actual) = &t.shape else {
             return arg.clone();
         };
-        let mut detail = None;
+        let net = self
+            .nets
+            .stack
+            .last()
+            .map_or_else(|| "the net".to_string(), |d| d.name.name.to_string());
+        let input = &name.name;
+        let shown = shape_string(actual);
+        // (message, the declaration's span, its label, help), worded as the run-time check.
+        let mut mismatch: Option<(String, Span, String, String)> = None;
         if actual.len() != declared.len() {
-            detail = Some(format!(
-                "expected {} dims, got {}",
-                declared.len(),
-                actual.len()
+            let help = if declared.len() == actual.len() + 1 {
+                "add the missing batch dimension with `.unsqueeze(0)`".to_string()
+            } else {
+                format!(
+                    "pass a {}-D tensor, as declared: `input {input}: {}`",
+                    declared.len(),
+                    written_shape(&shape.node)
+                )
+            };
+            mismatch = Some((
+                format!(
+                    "`{net}` declares input `{input}` with {} dimensions, the argument has shape {shown}",
+                    declared.len()
+                ),
+                shape.span,
+                format!("{} dimensions declared", declared.len()),
+                help,
             ));
         }
-        for (i, (d, a)) in declared.iter().zip(actual).enumerate() {
-            if detail.is_some() {
+        for (i, ((d, a), written)) in declared.iter().zip(actual).zip(&shape.node).enumerate() {
+            if mismatch.is_some() {
                 break;
             }
             if let (Some(d), Some(a)) = (d.as_const(), a.as_const())
                 && d != a
             {
-                detail = Some(format!("dim {i} must be {d}, got {a}"));
+                mismatch = Some((
+                    format!(
+                        "`{net}` expects size {d} in dimension {i} of `{input}`, the argument has shape {shown}"
+                    ),
+                    written.span,
+                    format!("declared as {d}"),
+                    format!(
+                        "dimension {i} must be {d}; pass an input of that size, or build the net with other parameters"
+                    ),
+                ));
             }
             if let Some(sym) = d.as_symbol() {
-                let known = pending.symbols.iter().find(|(n, _)| n == sym.as_str());
+                let here = format!("dimension {i} of `{input}`");
+                let known = pending.symbols.iter().find(|(n, ..)| n == sym.as_str());
                 match known {
-                    Some((_, before)) => {
+                    Some((_, before, first)) => {
                         if let (Some(x), Some(y)) = (before.as_const(), a.as_const())
                             && x != y
                         {
-                            detail = Some(format!("{sym} is {x} and {y}"));
+                            mismatch = Some((
+                                format!(
+                                    "`{sym}` must agree across the inputs of `{net}`: {first} is {x}, {here} is {y}"
+                                ),
+                                written.span,
+                                format!("`{sym}` is {x} here"),
+                                format!(
+                                    "`{sym}` took {x} from {first}; pass inputs that agree on it"
+                                ),
+                            ));
                         }
                     }
-                    None => pending.symbols.push((sym.as_str().to_string(), a.clone())),
+                    None => pending
+                        .symbols
+                        .push((sym.as_str().to_string(), a.clone(), here)),
                 }
             }
         }
-        if let Some(detail) = detail {
+        if let Some((message, declared_at, declared_label, help)) = mismatch {
             pending.failed = true;
-            let declared_str = written_shape(&shape.node);
-            let net = self
-                .nets
-                .stack
-                .last()
-                .map_or_else(|| "the net".to_string(), |d| d.name.name.to_string());
             self.error(CheckError::NetInput {
-                detail,
+                message,
                 span: at,
-                actual: shape_string(actual),
-                declared_at: shape.span,
-                declared: declared_str.clone(),
-                help: format!("`{net}` takes a tensor of shape {declared_str}"),
+                label: format!("`{input}` is {shown}"),
+                declared_at,
+                declared_label,
+                help,
             });
             // The mistake is reported once: the input is unknown for the rest of the body.
             return Ty::Tensor(TensorTy::unknown());

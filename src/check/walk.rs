@@ -322,7 +322,7 @@ impl Checker {
                 self.definition_body(&params, &def.body);
             }
             StmtKind::Input { name, shape } => {
-                let ty = self.bind_input(shape);
+                let ty = self.bind_input(name, shape);
                 self.declare(&name.name, ty);
             }
         }
