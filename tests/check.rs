@@ -699,6 +699,34 @@ fn pool() -> impl Strategy<Value = String> {
         })
 }
 
+/// `conv2d` / `conv_transpose2d` with a weight tensor, channels sometimes off by one.
+fn functional_conv() -> impl Strategy<Value = String> {
+    (any::<bool>(), 1i64..=4, 1i64..=4, 0i64..=1, 1i64..=3, 1i64..=3, int_or_pair(1, 3), int_or_pair(0, 2), int_or_pair(1, 2), 1i64..=2)
+        .prop_flat_map(|(transposed, a, b, wrong, kh, kw, st, p, d, g)| {
+            // conv2d: weight [out, in/groups, kH, kW]; conv_transpose2d: [in, out/groups, kH, kW].
+            let (xc, call) = if transposed {
+                (a + wrong, format!("conv_transpose2d(x, randn({a}, {b}, {kh}, {kw}), stride={st}, padding={p}, groups={g}, dilation={d})"))
+            } else {
+                (b * g + wrong, format!("conv2d(x, randn({a}, {b}, {kh}, {kw}), stride={st}, padding={p}, dilation={d}, groups={g})"))
+            };
+            input(xc).prop_map(move |x| format!("let x = {x}\nlet y = {call}\nprint(y.shape)\n"))
+        })
+}
+
+/// `max_pool2d` / `avg_pool2d`.
+fn functional_pool() -> impl Strategy<Value = String> {
+    (any::<bool>(), int_or_pair(1, 4), int_or_pair(1, 3), int_or_pair(0, 2), int_or_pair(1, 2), any::<bool>())
+        .prop_flat_map(|(max, k, s, p, d, ceil)| {
+            input(2).prop_map(move |x| {
+                if max {
+                    format!("let x = {x}\nlet y = max_pool2d(x, {k}, stride={s}, padding={p}, dilation={d}, ceil_mode={ceil})\nprint(y.shape)\n")
+                } else {
+                    format!("let x = {x}\nlet y = avg_pool2d(x, {k}, stride={s}, padding={p}, ceil_mode={ceil})\nprint(y.shape)\n")
+                }
+            })
+        })
+}
+
 fn shape(max_rank: usize, max_dim: i64) -> impl Strategy<Value = Vec<i64>> {
     prop::collection::vec(1i64..=max_dim, 1..=max_rank)
 }
@@ -875,7 +903,7 @@ proptest! {
     fn checker_agrees_with_engine(script in prop_oneof![
             conv2d(), conv_transpose2d(), pool(), linear(), reshape(), cat(), broadcast(),
             conv2d_named_padding(), wrong_rank(), matmul(), stack(), broadcast_other_ops(),
-            inferred_layers(), annotated()
+            inferred_layers(), annotated(), functional_conv(), functional_pool()
         ]) {
         differential(script)?;
     }

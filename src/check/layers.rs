@@ -216,7 +216,13 @@ impl Checker {
         out
     }
 
-    fn apply_layer_unrecorded(&mut self, l: &Rc<LayerTy>, input: &Ty, at: Span, span: Span) -> Ty {
+    pub(super) fn apply_layer_unrecorded(
+        &mut self,
+        l: &Rc<LayerTy>,
+        input: &Ty,
+        at: Span,
+        span: Span,
+    ) -> Ty {
         let Ty::Tensor(t) = input else {
             return Ty::Unknown;
         };

@@ -9,6 +9,7 @@ mod annotate;
 pub mod dim;
 mod dim_arith;
 pub mod error;
+mod functional;
 mod layers;
 mod members;
 pub mod net;

@@ -38,11 +38,7 @@ pub const RESULT_UNKNOWN: &[&str] = &[
     "shares_storage",
     "assert_close",
     "conv_matrix",
-    "conv2d",
-    "conv_transpose2d",
     "linear",
-    "max_pool2d",
-    "avg_pool2d",
     "batch_norm",
     "pixel_shuffle",
     "interpolate",
@@ -64,6 +60,10 @@ pub const RESULT_UNKNOWN: &[&str] = &[
 /// Builtins with a rule in [`Checker::builtin`].
 pub const BUILTIN_RULES: &[&str] = &[
     "tensor",
+    "conv2d",
+    "conv_transpose2d",
+    "max_pool2d",
+    "avg_pool2d",
     "zeros",
     "ones",
     "rand",
@@ -519,6 +519,9 @@ impl Checker {
                 })
             }
             "save_npy" => Ty::None,
+            "conv2d" | "conv_transpose2d" | "max_pool2d" | "avg_pool2d" => {
+                self.functional_window(def, b, span)
+            }
             name if BUILTIN_RULES.contains(&name) => self.build_layer(def, b, span),
             _ => Ty::Unknown,
         }
