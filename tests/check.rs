@@ -727,6 +727,23 @@ fn functional_pool() -> impl Strategy<Value = String> {
         })
 }
 
+/// `linear`, `interpolate` and `pixel_shuffle`.
+fn functional_other() -> impl Strategy<Value = String> {
+    prop_oneof![
+        (prop::collection::vec(1i64..=4, 1..=3), 1i64..=4, 0i64..=1).prop_map(|(s, out, wrong)| {
+            let inf = s.last().unwrap() + wrong;
+            format!("let x = randn({})\nlet y = linear(x, randn({out}, {inf}))\nprint(y.shape)\n", list(&s))
+        }),
+        (1i64..=3, 1i64..=3, any::<bool>()).prop_flat_map(|(c, k, bilinear)| {
+            let mode = if bilinear { "bilinear" } else { "nearest" };
+            input(c).prop_map(move |x| format!("let x = {x}\nlet y = interpolate(x, scale_factor={k}, mode=\"{mode}\")\nprint(y.shape)\n"))
+        }),
+        (1i64..=8, 1i64..=3).prop_flat_map(|(c, r)| {
+            input(c).prop_map(move |x| format!("let x = {x}\nlet y = pixel_shuffle(x, {r})\nprint(y.shape)\n"))
+        }),
+    ]
+}
+
 fn shape(max_rank: usize, max_dim: i64) -> impl Strategy<Value = Vec<i64>> {
     prop::collection::vec(1i64..=max_dim, 1..=max_rank)
 }
@@ -903,7 +920,7 @@ proptest! {
     fn checker_agrees_with_engine(script in prop_oneof![
             conv2d(), conv_transpose2d(), pool(), linear(), reshape(), cat(), broadcast(),
             conv2d_named_padding(), wrong_rank(), matmul(), stack(), broadcast_other_ops(),
-            inferred_layers(), annotated(), functional_conv(), functional_pool()
+            inferred_layers(), annotated(), functional_conv(), functional_pool(), functional_other()
         ]) {
         differential(script)?;
     }

@@ -756,7 +756,8 @@ proptest::proptest! {
             },
             other => panic!("rf is {other:?}"),
         };
-        s.ok("let out = m(zeros(1, 1, 40, 40)).shape[2]");
+        // A chain may shrink a 40 x 40 input to nothing: nothing to compare then.
+        proptest::prop_assume!(s.run("let out = m(zeros(1, 1, 40, 40)).shape[2]").is_ok());
         let out = match s.interp.global("out") { Some(Value::Int(n)) => *n, other => panic!("{other:?}") };
         // A pixel whose window lies inside the input: the middle of the output.
         proptest::prop_assume!(out >= 5 && size <= 20);

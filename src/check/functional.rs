@@ -1,10 +1,12 @@
-//! The functional forms of the spatial layers (`conv2d(x, weight, ...)`, `max_pool2d(x, 2)`,
-//! LANGUAGE.md §7): each is checked as the layer it computes, built from its arguments (the
-//! kernel and channel counts read off the weight's shape) and applied to `x`, so the same
-//! shape rules, diagnostics and receptive fields hold for both spellings.
+//! The functional forms of the layers (`conv2d(x, weight, ...)`, `max_pool2d(x, 2)`,
+//! `linear`, `interpolate`, `pixel_shuffle`; LANGUAGE.md §7): each is checked as the layer it
+//! computes, built from its arguments (kernel, channel and feature counts read off the
+//! weight's shape) and applied to `x`, so the same shape rules, diagnostics and receptive
+//! fields hold for both spellings.
 
 use std::rc::Rc;
 
+use super::dim::SymDim;
 use super::error::CheckError;
 use super::rules::{Bound, slot_named};
 use super::ty::{BuiltinRef, LayerTy, TensorTy, Ty, shape_string};
@@ -15,7 +17,8 @@ use crate::source::Span;
 use crate::tensor::shape::{self, SpatialOp};
 
 impl Checker {
-    /// `conv2d`, `conv_transpose2d`, `max_pool2d` or `avg_pool2d` applied to its input.
+    /// A functional form (`conv2d`, `conv_transpose2d`, `max_pool2d`, `avg_pool2d`, `linear`,
+    /// `pixel_shuffle`, `interpolate`) applied to its input.
     pub(super) fn functional_window(
         &mut self,
         def: &'static BuiltinDef,
@@ -28,6 +31,9 @@ impl Checker {
             "conv_transpose2d" => ("ConvTranspose2d", true, true),
             "max_pool2d" => ("MaxPool2d", false, false),
             "avg_pool2d" => ("AvgPool2d", false, false),
+            "linear" => ("Linear", false, false),
+            "pixel_shuffle" => ("PixelShuffle", false, false),
+            "interpolate" => ("Upsample", false, false),
             _ => return unknown,
         };
         let Some(layer_def) = builtins::lookup(layer_name) else {
@@ -41,6 +47,41 @@ impl Checker {
         // `[out, in/groups, kH, kW]`, transposed `[in, out/groups, kH, kW]`.
         let mut from_weight: Vec<(&str, Ty)> = Vec::new();
         let mut weight_at = span;
+        if layer_name == "Linear" {
+            // `linear(x, weight)`: weight `[out_features, in_features]`.
+            let Some((Ty::Tensor(w), at)) = arg("weight") else {
+                return unknown;
+            };
+            let Some(dims) = w.concrete().filter(|d| d.len() == 2) else {
+                return unknown;
+            };
+            weight_at = at;
+            if let Ty::Tensor(TensorTy { shape: Some(x), .. }) = &input
+                && let Some(actual) = x.last().and_then(|d| d.as_const())
+                && actual != dims[1]
+            {
+                // Worded as the run-time check (the weight is at fault, not a layer).
+                let d = TensorDiagnostic::new(
+                    TensorCode::LinearFeatures,
+                    format!(
+                        "linear: inner dimensions differ: {} @ {} ({actual} vs {})",
+                        shape_string(x),
+                        shape_string(&[SymDim::constant(dims[0]), SymDim::constant(dims[1])]),
+                        dims[1]
+                    ),
+                    span,
+                    "features do not match",
+                )
+                .with_help(format!(
+                    "the input's last dim ({actual}) must equal in_features ({})",
+                    dims[1]
+                ));
+                self.error(CheckError::Shape(Box::new(d)));
+                return unknown;
+            }
+            from_weight.push(("in_features", Ty::Int(Some(dims[1]))));
+            from_weight.push(("out_features", Ty::Int(Some(dims[0]))));
+        }
         if conv {
             let Some((Ty::Tensor(w), at)) = arg("weight") else {
                 return unknown;

@@ -357,7 +357,50 @@ impl Checker {
                 }
                 _ => unknown,
             },
-            "Upsample" | "PixelShuffle" => upscale(l, t, grad).unwrap_or(unknown),
+            "Upsample" | "PixelShuffle" => match &t.shape {
+                // The engine takes [N, C, H, W] only; worded as its rank error.
+                Some(shape) if shape.len() != 4 => {
+                    let (op, form) = if l.kind == "PixelShuffle" {
+                        ("pixel_shuffle", "[N, C*r*r, H, W]")
+                    } else {
+                        ("interpolate", "[N, C, H, W]")
+                    };
+                    let mut d = TensorDiagnostic::new(
+                        TensorCode::WrongRank,
+                        format!(
+                            "{op}: expected a 4-D {form} input, got a tensor of shape {}",
+                            shape_string(shape)
+                        ),
+                        span,
+                        format!("this is {}-D", shape.len()),
+                    );
+                    if shape.len() == 3 {
+                        d = d.with_help("add a batch dimension with `.unsqueeze(0)`");
+                    }
+                    self.error(CheckError::Shape(Box::new(d)));
+                    Ty::Unknown
+                }
+                Some(shape)
+                    if l.kind == "PixelShuffle"
+                        && let (Some(c), Some(r)) =
+                            (shape[1].as_const(), l.int("upscale_factor"))
+                        && r > 0
+                        && c % (r * r) != 0 =>
+                {
+                    let d = TensorDiagnostic::new(
+                        TensorCode::ChannelMismatch,
+                        format!(
+                            "pixel_shuffle: {c} channels are not divisible by upscale_factor^2 = {}",
+                            r * r
+                        ),
+                        span,
+                        "channels do not fit",
+                    );
+                    self.error(CheckError::Shape(Box::new(d)));
+                    Ty::Unknown
+                }
+                _ => upscale(l, t, grad).unwrap_or(unknown),
+            },
             _ => unknown,
         }
     }
@@ -592,7 +635,8 @@ impl Checker {
 /// `None` when the configuration or the shape is not known (the interpreter then checks).
 fn upscale(l: &LayerTy, t: &TensorTy, grad: Grad) -> Option<Ty> {
     let shape = t.shape.as_ref()?;
-    if !matches!(shape.len(), 3 | 4) {
+    // The engine takes [N, C, H, W] only (E0304 at run time otherwise).
+    if shape.len() != 4 {
         return None;
     }
     let c_axis = shape.len() - 3;

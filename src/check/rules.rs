@@ -38,10 +38,7 @@ pub const RESULT_UNKNOWN: &[&str] = &[
     "shares_storage",
     "assert_close",
     "conv_matrix",
-    "linear",
     "batch_norm",
-    "pixel_shuffle",
-    "interpolate",
     "stack",
     "matmul",
     "mse_loss",
@@ -64,6 +61,9 @@ pub const BUILTIN_RULES: &[&str] = &[
     "conv_transpose2d",
     "max_pool2d",
     "avg_pool2d",
+    "linear",
+    "pixel_shuffle",
+    "interpolate",
     "zeros",
     "ones",
     "rand",
@@ -519,9 +519,8 @@ impl Checker {
                 })
             }
             "save_npy" => Ty::None,
-            "conv2d" | "conv_transpose2d" | "max_pool2d" | "avg_pool2d" => {
-                self.functional_window(def, b, span)
-            }
+            "conv2d" | "conv_transpose2d" | "max_pool2d" | "avg_pool2d" | "linear"
+            | "pixel_shuffle" | "interpolate" => self.functional_window(def, b, span),
             name if BUILTIN_RULES.contains(&name) => self.build_layer(def, b, span),
             _ => Ty::Unknown,
         }
