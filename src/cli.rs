@@ -103,17 +103,7 @@ pub fn run_file(path: &Path, format: Format, no_check: bool, seed: Option<i64>) 
     let outcome = program.and_then(|program| execute(&source, &mut interpreter, &program));
     let _ = std::io::stdout().flush();
     emit(&take_warnings(&source, &mut interpreter), format);
-    match outcome {
-        Ok(_) => EXIT_OK,
-        Err(RunError::Check(problems)) => {
-            emit(&problems, format);
-            EXIT_CHECK
-        }
-        Err(RunError::Runtime(problem)) => {
-            emit(&[problem], format);
-            EXIT_RUNTIME
-        }
-    }
+    exit_code(outcome.map(|_| ()), format)
 }
 
 /// `cnn summary FILE NET [--input 1,3,32,32]`: check the file, run its `net` and `fn`
@@ -191,8 +181,13 @@ summary({net}(){input})
     let mut interpreter = Interpreter::new(Box::new(std::io::stdout()));
     let outcome = execute(&source, &mut interpreter, &program);
     let _ = std::io::stdout().flush();
+    exit_code(outcome.map(|_| ()), format)
+}
+
+/// Prints what stopped a run and gives the exit code for it.
+fn exit_code(outcome: Result<(), RunError>, format: Format) -> i32 {
     match outcome {
-        Ok(_) => EXIT_OK,
+        Ok(()) => EXIT_OK,
         Err(RunError::Check(problems)) => {
             emit(&problems, format);
             EXIT_CHECK

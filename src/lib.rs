@@ -49,21 +49,32 @@ pub fn check_with_types(
         Err(problems) => return (Vec::new(), Err(problems)),
     };
     let found = check::check_program(&program);
-    let warnings: Vec<Problem> = found
-        .warnings
+    match check_outcome(found.errors, found.warnings, source) {
+        Ok(warnings) => (found.lets, Ok(Checked { program, warnings })),
+        Err(problems) => (found.lets, Err(problems)),
+    }
+}
+
+/// The checker's findings as problems: the warnings when there is no error, else every error
+/// followed by the warnings.
+pub(crate) fn check_outcome(
+    errors: Vec<check::CheckError>,
+    warnings: Vec<check::CheckWarning>,
+    source: &SourceFile,
+) -> Result<Vec<Problem>, Vec<Problem>> {
+    let warnings: Vec<Problem> = warnings
         .into_iter()
         .map(|w| Problem::new(w, source))
         .collect();
-    if !found.errors.is_empty() {
-        let mut problems: Vec<Problem> = found
-            .errors
-            .into_iter()
-            .map(|e| Problem::new(e, source))
-            .collect();
-        problems.extend(warnings);
-        return (found.lets, Err(problems));
+    if errors.is_empty() {
+        return Ok(warnings);
     }
-    (found.lets, Ok(Checked { program, warnings }))
+    let mut problems: Vec<Problem> = errors
+        .into_iter()
+        .map(|e| Problem::new(e, source))
+        .collect();
+    problems.extend(warnings);
+    Err(problems)
 }
 
 /// Parse a whole source without the static checker (`cnn run --no-check`): shape and

@@ -198,21 +198,8 @@ impl Session {
                 .flatten()
                 .any(|l| l.offset() >= offset as usize)
         };
-        let warnings: Vec<Problem> = found
-            .warnings
-            .into_iter()
-            .filter(|w| new(w))
-            .map(|w| Problem::new(w, source))
-            .collect();
-        if !found.errors.is_empty() {
-            let mut problems: Vec<Problem> = found
-                .errors
-                .into_iter()
-                .map(|e| Problem::new(e, source))
-                .collect();
-            problems.extend(warnings);
-            return Err(problems);
-        }
+        let warnings = found.warnings.into_iter().filter(|w| new(w)).collect();
+        let warnings = crate::check_outcome(found.errors, warnings, source)?;
         Ok((program, warnings, found.lets))
     }
 
