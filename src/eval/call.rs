@@ -161,17 +161,17 @@ pub(crate) fn bind(callee: &Callee<'_>, args: Vec<CallArg>, call: Span) -> EvalR
     Ok(Bound { slots, rest })
 }
 
-/// `name(a, b=…)`: a user fn's signature (default expressions are not kept as text).
-fn fn_signature(def: &FnDef) -> String {
-    let params: Vec<String> = def
-        .params
+/// `name(a, b=…)`: a user fn's or net's signature, for messages (default expressions are
+/// not kept as text).
+pub(super) fn signature_text(name: &str, params: &[Param]) -> String {
+    let params: Vec<String> = params
         .iter()
         .map(|p| match p.default {
             Some(_) => format!("{}=…", p.name.name),
             None => p.name.name.to_string(),
         })
         .collect();
-    format!("{}({})", def.name.name, params.join(", "))
+    format!("{name}({})", params.join(", "))
 }
 
 impl Interpreter {
@@ -229,7 +229,7 @@ impl Interpreter {
                 "a recursive fn needs a case that returns without calling itself",
             )));
         }
-        let signature = || fn_signature(def);
+        let signature = || signature_text(&def.name.name, &def.params);
         let callee = Callee {
             name: &def.name.name,
             params: &def.params,

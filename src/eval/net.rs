@@ -296,19 +296,6 @@ fn input_decls(def: &NetDef) -> Vec<(&Ident, &ShapeSpec)> {
         .collect()
 }
 
-/// `name(a, b=…)` for messages.
-fn net_signature(def: &NetDef) -> String {
-    let params: Vec<String> = def
-        .params
-        .iter()
-        .map(|p| match p.default {
-            Some(_) => format!("{}=…", p.name.name),
-            None => p.name.name.to_string(),
-        })
-        .collect();
-    format!("{}({})", def.name.name, params.join(", "))
-}
-
 /// The input names of a net as the argument binder sees them.
 struct Inputs<'a>(Vec<&'a Ident>);
 
@@ -478,7 +465,7 @@ impl Interpreter {
         args: Vec<CallArg>,
         span: Span,
     ) -> EvalResult<Value> {
-        let signature = || net_signature(def);
+        let signature = || super::call::signature_text(&def.name.name, &def.params);
         let callee = Callee {
             name: &def.name.name,
             params: &def.params,
