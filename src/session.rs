@@ -165,17 +165,25 @@ impl Session {
 
     /// The session text with `entry` appended, and the offset where `entry` starts.
     fn with_entry(&self, entry: &str, name: &str) -> (SourceFile, u32) {
-        let mut text = String::with_capacity(self.text.len() + entry.len() + 3);
+        self.with_hidden_prefix("", entry, name)
+    }
+
+    /// [`Session::with_entry`] for `prefix` + `entry`, where diagnostics show only `entry`
+    /// (`:type` checks `let it = EXPR` but the user wrote `EXPR`).
+    fn with_hidden_prefix(&self, prefix: &str, entry: &str, name: &str) -> (SourceFile, u32) {
+        let mut text = String::with_capacity(self.text.len() + prefix.len() + entry.len() + 3);
         text.push_str(&self.text);
         if !text.is_empty() {
             text.push_str(ENTRY_SEPARATOR);
         }
         let offset = text.len() as u32;
+        text.push_str(prefix);
+        let shown = text.len();
         text.push_str(entry);
         let mut parts = self.parts.clone();
         parts.push(SourcePart {
             name: name.to_string(),
-            span: Span::new(offset as usize, text.len()),
+            span: Span::new(shown, text.len()),
         });
         (SourceFile::with_parts(name, text, parts), offset)
     }
@@ -300,7 +308,7 @@ impl Session {
                 .map(|e| Problem::new(e, &source))
                 .collect());
         }
-        let (source, offset) = self.with_entry(&format!("let it = {expr}"), "<type>");
+        let (source, offset) = self.with_hidden_prefix("let it = ", expr, "<type>");
         let (_, warnings, lets) = self.check_entry(&source, offset)?;
         let ty = lets
             .into_iter()

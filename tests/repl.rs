@@ -166,6 +166,11 @@ fn type_shows_the_inferred_shape_and_runs_nothing() {
         ["E0307"]
     );
     assert_eq!(codes(&s.enter(":type let a = 1")), ["E0101"]);
+    // A mistake is shown in the expression as typed, not in the `let` that checks it.
+    let text = rendered(&s.enter(":type x @ randn(3, 2)"));
+    assert!(text.contains("[<type>:1:1]"), "{text}");
+    assert!(text.contains(" 1 │ x @ randn(3, 2)\n"), "{text}");
+    assert!(!text.contains("let it"), "{text}");
 }
 
 #[test]
