@@ -138,6 +138,9 @@ pub enum CheckError {
         /// The counterexample.
         #[help]
         help: String,
+        /// The model calls that led here, when found by walking a net's body for a call.
+        #[label(collection, "called from here")]
+        calls: Vec<Span>,
     },
 
     /// An argument that does not fit a net's declared input: `RGB()(randn(1, 1, 8, 8))`
@@ -247,6 +250,7 @@ mod tests {
                 span: s,
                 what: String::new(),
                 help: String::new(),
+                calls: Vec::new(),
             },
             CheckError::NetInput {
                 message: String::new(),

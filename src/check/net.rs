@@ -122,6 +122,13 @@ fn without_calls(e: &CheckError) -> CheckError {
             d.calls.clear();
             CheckError::Shape(d)
         }
+        CheckError::MayDiffer { calls, .. } if !calls.is_empty() => {
+            let mut e = e.clone();
+            if let CheckError::MayDiffer { calls, .. } = &mut e {
+                calls.clear();
+            }
+            e
+        }
         other => other.clone(),
     }
 }
@@ -286,6 +293,24 @@ impl Checker {
                 CheckError::Shape(mut d) => {
                     d.calls.push(call);
                     CheckError::Shape(d)
+                }
+                CheckError::MayDiffer {
+                    left,
+                    right,
+                    span,
+                    what,
+                    help,
+                    mut calls,
+                } => {
+                    calls.push(call);
+                    CheckError::MayDiffer {
+                        left,
+                        right,
+                        span,
+                        what,
+                        help,
+                        calls,
+                    }
                 }
                 other => other,
             };

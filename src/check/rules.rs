@@ -585,6 +585,7 @@ impl Checker {
                 span,
                 what: what(),
                 help: format!("{cx}; {fix}"),
+                calls: Vec::new(),
             });
         }
         outcome
