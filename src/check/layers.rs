@@ -551,6 +551,7 @@ impl Checker {
         }
         if let Some(axis) = (0..2).find(|&a| sizes[a] < 1) {
             let n = shape[c_axis + 1 + axis].as_const().unwrap_or(0);
+            let a = if axis == 0 { "H" } else { "W" };
             let hw: Vec<i64> = (0..2)
                 .map(|a| shape[c_axis + 1 + a].as_const().unwrap_or(0))
                 .collect();
@@ -576,28 +577,52 @@ impl Checker {
                 )
                 .with_label(at, input_label)
                 .with_help(format!(
-                    "H_out = (H_in - 1)*stride - 2*padding + dilation*(kernel_size - 1) + output_padding + 1\n      = ({n} - 1)*{s} - 2*{p} + {d}*({k} - 1) + {o} + 1 = {}\npadding can be at most {} here",
+                    "{a}_out = ({a}_in - 1)*stride - 2*padding + dilation*(kernel_size - 1) + output_padding + 1\n      = ({n} - 1)*{s} - 2*{p} + {d}*({k} - 1) + {o} + 1 = {}\npadding can be at most {} here",
                     sizes[axis],
                     (full(axis) - 1) / 2
                 ))
             } else {
                 let extent = d * (k - 1) + 1;
-                let words = match w.op {
-                    SpatialOp::Conv2d => "convolution",
-                    SpatialOp::MaxPool2d => "max pooling",
-                    _ => "average pooling",
+                let padded = n + 2 * p;
+                let kernel = format!("{} x {}", w.kernel[0], w.kernel[1]);
+                // Worded as the run-time check (builtins/spatial.rs) words it.
+                let (words, label, fix) = match w.op {
+                    SpatialOp::Conv2d => (
+                        "convolution",
+                        format!(
+                            "kernel {kernel} spans {extent} {} but the padded input has {padded}",
+                            if axis == 0 { "rows" } else { "columns" }
+                        ),
+                        format!(
+                            "use padding of at least {}, a smaller kernel, or a larger input",
+                            (extent - n + 1) / 2
+                        ),
+                    ),
+                    op => (
+                        if op == SpatialOp::MaxPool2d {
+                            "max pooling"
+                        } else {
+                            "average pooling"
+                        },
+                        format!("window {kernel} spans {extent} but the padded input has {padded}"),
+                        format!("use a window of at most {padded} here, or a larger input"),
+                    ),
+                };
+                let round = if w.ceil_mode && w.op != SpatialOp::Conv2d {
+                    "ceil"
+                } else {
+                    "floor"
                 };
                 TensorDiagnostic::new(
                     TensorCode::ConvOutputEmpty,
                     format!("{words} output would be {} x {}", sizes[0], sizes[1]),
                     l.at("kernel_size"),
-                    format!("kernel {} x {} spans {extent} {} but the padded input has {}", w.kernel[0], w.kernel[1], if axis == 0 { "rows" } else { "columns" }, n + 2 * p),
+                    label,
                 )
                 .with_label(at, input_label)
                 .with_help(format!(
-                    "H_out = floor((H_in + 2*padding - dilation*(kernel_size - 1) - 1)/stride) + 1\n      = floor(({n} + 2*{p} - {d}*({k} - 1) - 1)/{s}) + 1 = {}\nuse padding of at least {}, a smaller kernel, or a larger input",
-                    sizes[axis],
-                    (extent - n + 1) / 2
+                    "{a}_out = {round}(({a}_in + 2*padding - dilation*(kernel_size - 1) - 1) / stride) + 1\n      = {round}(({n} + 2*{p} - {d}*({k} - 1) - 1) / {s}) + 1 = {}\n{fix}",
+                    sizes[axis]
                 ))
             };
             self.error(CheckError::Shape(Box::new(diag)));
