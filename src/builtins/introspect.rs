@@ -14,7 +14,7 @@ use std::rc::Rc;
 use super::layers::Layer;
 use super::{Args, BuiltinDef, BuiltinParam as P, DefaultValue as D, Ty};
 use crate::check::{LayerRow, ParamValue, net_report};
-use crate::eval::net::FlatLayer;
+use crate::eval::net::{FlatLayer, TraceEntry, flatten};
 use crate::eval::{EvalResult, Interpreter, RuntimeError, Value};
 use crate::source::Span;
 use crate::syntax::ast::{Program, Stmt, StmtKind};
@@ -186,16 +186,7 @@ fn model_report(
 /// The receptive field of a chain of layers (a `Sequential` or one layer), when every layer
 /// is spatial or pointwise.
 fn chain_field(layer: &Layer) -> Option<[AxisField; 2]> {
-    let mut field = [AxisField::IDENTITY; 2];
-    let layers: Vec<&Layer> = if layer.sequential_layers().is_empty() {
-        vec![layer]
-    } else {
-        layer.sequential_layers().iter().map(|l| &**l).collect()
-    };
-    for l in layers {
-        field = step_field(l, field)?;
-    }
-    Some(field)
+    step_field(layer, [AxisField::IDENTITY; 2])
 }
 
 /// `field` after one layer of a chain.
@@ -251,6 +242,7 @@ pub fn summary_table(
         Some(shapes) => Some(quiet_trace(interp, layer, shapes, span)?),
         None => None,
     };
+    let flat = flatten(layer);
     let mut out = String::new();
     let mut rows = Vec::new();
     let mut title = layer.class_name();
@@ -291,26 +283,24 @@ pub fn summary_table(
                 );
             }
             total_field = report.receptive_field;
-            rows = model_rows(layer, &report.rows);
+            rows = model_rows(&flat, &report.rows);
         }
         None => {
-            let mut flat = Vec::new();
-            flat_layers_of(layer, &mut flat);
             let mut field = Some([AxisField::IDENTITY; 2]);
             for f in flat.iter().filter(|f| f.depth > 0 || !f.is_container) {
                 if !f.is_container {
                     field = field.and_then(|fld| step_field(&f.layer, fld));
                 }
-                let name = match f.name.strip_prefix('.') {
-                    Some(n) => n.to_string(),
-                    None => f.layer.class_name().to_lowercase(),
+                let name = match f.depth {
+                    0 => f.layer.class_name().to_lowercase(),
+                    _ => relative_name(f).to_string(),
                 };
                 rows.push(Row {
                     name,
                     kind: f.layer.class_name(),
                     depth: f.depth.saturating_sub(1),
                     shape: "?".to_string(),
-                    params: Some(parameter_count(&f.layer)),
+                    params: Some(f.layer.parameter_count() as u64),
                     shared: false,
                     field,
                     macs: None,
@@ -319,8 +309,8 @@ pub fn summary_table(
             total_field = field;
         }
     }
-    if let Some((entries, flat)) = &traced {
-        attach_trace(&mut rows, entries, flat);
+    if let Some(entries) = &traced {
+        attach_trace(&mut rows, entries, &flat);
     }
 
     // Render.
@@ -374,7 +364,7 @@ pub fn summary_table(
         let _ = writeln!(out, "{}", line.trim_end());
     }
     let _ = writeln!(out, "{rule}");
-    let total: u64 = parameter_count(layer);
+    let total = layer.parameter_count() as u64;
     let trainable: u64 = layer
         .named_parameters()
         .iter()
@@ -423,9 +413,7 @@ pub fn summary_table(
 /// Rows for a model from the checker's layer applications, named after the layers the
 /// interpreter built: the k-th distinct layer built by a constructor call is the k-th layer
 /// of the model with that constructor span.
-fn model_rows(layer: &Rc<Layer>, report: &[LayerRow]) -> Vec<Row> {
-    let mut flat = Vec::new();
-    flat_layers_of(layer, &mut flat);
+fn model_rows(flat: &[FlatLayer], report: &[LayerRow]) -> Vec<Row> {
     let mut by_span: HashMap<Span, Vec<&FlatLayer>> = HashMap::new();
     for f in flat.iter().filter(|f| f.depth > 0) {
         by_span.entry(f.layer.span()).or_default().push(f);
@@ -444,8 +432,8 @@ fn model_rows(layer: &Rc<Layer>, report: &[LayerRow]) -> Vec<Row> {
                     *k += 1;
                     match found {
                         Some(f) => (
-                            f.name.split_once('.').map_or("", |(_, n)| n).to_string(),
-                            Some(parameter_count(&f.layer))
+                            relative_name(f).to_string(),
+                            Some(f.layer.parameter_count() as u64)
                                 .filter(|&p| p > 0 || r.params == Some(0)),
                         ),
                         None => (r.kind.to_lowercase(), None),
@@ -466,44 +454,32 @@ fn model_rows(layer: &Rc<Layer>, report: &[LayerRow]) -> Vec<Row> {
         .collect()
 }
 
-/// The layer and everything in it, with dotted names under a root named `""`.
-fn flat_layers_of(layer: &Rc<Layer>, out: &mut Vec<FlatLayer>) {
-    out.extend(crate::eval::net::flatten(layer));
-}
-
-fn parameter_count(layer: &Layer) -> u64 {
-    layer
-        .named_parameters()
-        .iter()
-        .map(|(_, t)| t.numel() as u64)
-        .sum()
+/// A flattened layer's name below the root: `conv2d_0`, `encoder.conv2d_0`, `0`.
+fn relative_name(f: &FlatLayer) -> &str {
+    f.name.strip_prefix('.').unwrap_or(&f.name)
 }
 
 /// One forward on zeros of the given shapes without gradients, output, running-statistics
 /// updates or random draws, recording each layer application.
-#[allow(clippy::type_complexity)]
 fn quiet_trace(
     interp: &mut Interpreter,
     layer: &Rc<Layer>,
     shapes: &[Vec<usize>],
     span: Span,
-) -> EvalResult<(Vec<crate::eval::net::TraceEntry>, Vec<FlatLayer>)> {
+) -> EvalResult<Vec<TraceEntry>> {
     let inputs = shapes
         .iter()
         .map(|s| Tensor::zeros(s))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| crate::eval::tensor_error::from_tensor_error(e, span, &|_| None))?;
-    let entries = interp.quiet_trace_forward(layer, inputs, span)?;
-    let mut flat = Vec::new();
-    flat_layers_of(layer, &mut flat);
-    Ok((entries, flat))
+    interp.quiet_trace_forward(layer, inputs, span)
 }
 
 /// Multiply-accumulates per row, from the shapes each application really saw.
-fn attach_trace(rows: &mut [Row], entries: &[crate::eval::net::TraceEntry], flat: &[FlatLayer]) {
+fn attach_trace(rows: &mut [Row], entries: &[TraceEntry], flat: &[FlatLayer]) {
     let layer_of = |name: &str| {
         flat.iter()
-            .find(|f| f.name.split_once('.').map_or("", |(_, n)| n) == name)
+            .find(|f| f.depth > 0 && relative_name(f) == name)
             .map(|f| Rc::clone(&f.layer))
     };
     let mut used = vec![false; entries.len()];

@@ -412,14 +412,7 @@ pub(super) const PARAMETER_COUNT: BuiltinDef = BuiltinDef {
     rest: None,
     doc: "parameter_count(model): the number of scalar parameters of a layer or model",
     run: |_, args| match args.value(0) {
-        Value::Layer(layer) => {
-            let n: usize = layer
-                .named_parameters()
-                .iter()
-                .map(|(_, t)| t.numel())
-                .sum();
-            Ok(Value::Int(n as i64))
-        }
+        Value::Layer(layer) => Ok(Value::Int(layer.parameter_count() as i64)),
         Value::List(items) => {
             let tensors = super::args::tensor_list(
                 &Value::List(items.clone()),

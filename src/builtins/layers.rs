@@ -424,6 +424,11 @@ impl Layer {
         }
     }
 
+    /// How many scalar parameters the layer holds (`parameter_count(layer)`).
+    pub fn parameter_count(&self) -> usize {
+        self.named_parameters().iter().map(|(_, t)| t.numel()).sum()
+    }
+
     /// The parameters with PyTorch's names (`weight`, `0.bias`), in registration order.
     pub fn named_parameters(&self) -> Vec<(String, Tensor)> {
         let mut out = Vec::new();

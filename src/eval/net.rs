@@ -641,16 +641,15 @@ impl Interpreter {
                 .into_iter()
                 .map(|f| (f.name, Rc::as_ptr(&f.layer)))
                 .collect(),
-            None => {
-                let mut out = Vec::new();
-                flatten_into("", layer, 0, &mut out);
-                out.into_iter()
-                    .map(|f| {
-                        let name = f.name.trim_start_matches('.').to_string();
-                        (name, Rc::as_ptr(&f.layer))
-                    })
-                    .collect()
-            }
+            None => flatten(layer)
+                .into_iter()
+                .map(|f| {
+                    (
+                        f.name.trim_start_matches('.').to_string(),
+                        Rc::as_ptr(&f.layer),
+                    )
+                })
+                .collect(),
         };
         let entries = raw
             .into_iter()
