@@ -26,6 +26,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::LazyLock;
 
+use crate::diagnostic::binding::ParamList;
 use crate::eval::{EvalResult, Interpreter, Value};
 use crate::source::Span;
 
@@ -128,6 +129,21 @@ impl DefaultValue {
             DefaultValue::Float(x) => Value::Float(x),
             DefaultValue::Str(s) => Value::str(s),
         })
+    }
+}
+
+impl ParamList for &'static [BuiltinParam] {
+    fn count(&self) -> usize {
+        self.len()
+    }
+    fn name(&self, i: usize) -> &str {
+        self[i].name
+    }
+    fn has_default(&self, i: usize) -> bool {
+        self[i].default != DefaultValue::Required
+    }
+    fn positional_count(&self) -> usize {
+        self.iter().take_while(|p| !p.keyword_only).count()
     }
 }
 

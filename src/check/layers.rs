@@ -628,8 +628,12 @@ impl Checker {
             self.error(CheckError::Shape(Box::new(diag)));
             return Ty::Unknown;
         }
-        if conv && let Some(c) = l.int("out_channels") {
-            out[c_axis] = SymDim::constant(c);
+        if conv {
+            // An out_channels the checker cannot read leaves the channel dim unknown: it is
+            // never the input's.
+            out[c_axis] = l
+                .int("out_channels")
+                .map_or_else(SymDim::unknown, SymDim::constant);
         }
         let field = t.field.as_ref().and_then(|f| {
             let axis = |a: usize| {

@@ -9,7 +9,7 @@ use super::error::CheckError;
 use super::ty::{Grad, TensorTy, Ty};
 use super::walk::{Checker, TyArg, combined, derived};
 use crate::builtins::{BuiltinDef, BuiltinParam, DefaultValue};
-use crate::eval::error::closest;
+use crate::diagnostic::binding::{self, Argument, Callee};
 use crate::eval::tensor_error::{TensorCode, TensorDiagnostic, from_tensor_error};
 use crate::eval::{RuntimeError, Value};
 use crate::source::Span;
@@ -164,16 +164,7 @@ pub const METHODS_RESULT_UNKNOWN: &[&str] = &[
 ];
 
 /// Bound arguments: one slot per parameter, and the surplus positionals.
-pub(super) struct Bound {
-    pub slots: Vec<Option<(Ty, Span)>>,
-    pub rest: Vec<(Ty, Span)>,
-}
-
-impl Bound {
-    fn get(&self, i: usize) -> Option<&Ty> {
-        self.slots.get(i).and_then(|s| s.as_ref()).map(|(t, _)| t)
-    }
-}
+pub(super) type Bound = binding::Bound<Ty>;
 
 pub(super) fn slot_named<'a>(
     params: &[BuiltinParam],
@@ -234,8 +225,8 @@ impl Checker {
         }
     }
 
-    /// Binds `args` against a builtin's signature: E0203–E0206 as the interpreter reports
-    /// them; `None` after an error.
+    /// Binds `args` against a builtin's signature with the interpreter's routine
+    /// (E0203–E0206, worded once); `None` after an error.
     pub(super) fn bind(
         &mut self,
         def: &'static BuiltinDef,
@@ -243,71 +234,25 @@ impl Checker {
         call: Span,
     ) -> Option<Bound> {
         let params = def.params;
-        let positional_slots = params.iter().filter(|p| !p.keyword_only).count();
-        let mut slots: Vec<Option<(Ty, Span)>> = vec![None; params.len()];
-        let mut rest = Vec::new();
-        let mut positional = 0;
-        for arg in args {
-            match &arg.name {
-                None => {
-                    if positional < positional_slots {
-                        slots[positional] = Some((arg.ty.clone(), arg.span));
-                    } else if def.rest.is_some() {
-                        rest.push((arg.ty.clone(), arg.span));
-                    } else {
-                        self.error(CheckError::TooManyArguments {
-                            callee: def.name.to_string(),
-                            max: positional_slots,
-                            given: positional + 1,
-                            span: arg.span,
-                            help: format!("the signature is `{}`", def.signature()),
-                        });
-                        return None;
-                    }
-                    positional += 1;
-                }
-                Some((name, name_span)) => {
-                    let Some(i) = params.iter().position(|p| p.name == &**name) else {
-                        let help = match closest(name, params.iter().map(|p| p.name)) {
-                            Some(near) => format!("did you mean `{near}`?"),
-                            None => format!("the signature is `{}`", def.signature()),
-                        };
-                        self.error(CheckError::UnknownKeyword {
-                            callee: def.name.to_string(),
-                            name: name.to_string(),
-                            span: *name_span,
-                            help,
-                        });
-                        return None;
-                    };
-                    if let Some((_, first)) = &slots[i] {
-                        self.error(CheckError::ArgumentGivenTwice {
-                            callee: def.name.to_string(),
-                            name: name.to_string(),
-                            span: arg.span,
-                            first: *first,
-                        });
-                        return None;
-                    }
-                    slots[i] = Some((arg.ty.clone(), arg.span));
-                }
+        let signature = || def.signature();
+        let callee = Callee {
+            name: def.name,
+            params: &params,
+            variadic: def.rest.is_some(),
+            signature: &signature,
+        };
+        let args = args.iter().map(|a| Argument {
+            keyword: a.name.clone(),
+            value: a.ty.clone(),
+            span: a.span,
+        });
+        match binding::bind(&callee, args, call) {
+            Ok(bound) => Some(bound),
+            Err(problem) => {
+                self.error(CheckError::Bind(problem));
+                None
             }
         }
-        // A variadic builtin (`zeros(2, 3)`) may take its required values from the rest.
-        if def.rest.is_none() {
-            for (i, p) in params.iter().enumerate() {
-                if slots[i].is_none() && p.default == DefaultValue::Required {
-                    self.error(CheckError::MissingArgument {
-                        callee: def.name.to_string(),
-                        name: p.name.to_string(),
-                        span: call,
-                        help: format!("the signature is `{}`", def.signature()),
-                    });
-                    return None;
-                }
-            }
-        }
-        Some(Bound { slots, rest })
     }
 
     /// `f(args)` for any callee.
@@ -319,16 +264,20 @@ impl Checker {
                 };
                 self.builtin(def, &bound, span, ast)
             }
-            Ty::Layer(layer) => match args {
-                [
-                    TyArg {
-                        name: None,
-                        ty,
-                        span: at,
-                    },
-                ] => self.apply_layer(layer, ty, *at, span),
-                _ => Ty::Unknown,
-            },
+            Ty::Layer(layer) => {
+                let args = args.iter().map(|a| Argument {
+                    keyword: a.name.clone(),
+                    value: &a.ty,
+                    span: a.span,
+                });
+                match binding::bind_layer_input(layer.kind, args, span) {
+                    Ok((ty, at)) => self.apply_layer(layer, ty, at, span),
+                    Err(problem) => {
+                        self.error(CheckError::Bind(problem));
+                        Ty::Unknown
+                    }
+                }
+            }
             Ty::Net(net) => {
                 let mut params = vec![Ty::Unknown; net.params.len()];
                 let mut ok = args.len() <= net.params.len();

@@ -9,6 +9,7 @@ use miette::Diagnostic;
 use thiserror::Error;
 
 use super::tensor_error::TensorDiagnostic;
+use crate::diagnostic::binding::BindProblem;
 use crate::source::Span;
 
 /// An error raised while running a program.
@@ -50,83 +51,10 @@ pub enum RuntimeError {
         calls: Vec<Span>,
     },
 
-    /// More positional arguments than parameters: `area(1, 2, 3)` for `fn area(h, w=2)`.
-    #[error("`{callee}` takes at most {max} positional argument{s}, got {given}", s = if *max == 1 { "" } else { "s" })]
-    #[diagnostic(code(E0203))]
-    TooManyArguments {
-        /// The function called.
-        callee: String,
-        /// How many it takes.
-        max: usize,
-        /// How many were passed.
-        given: usize,
-        /// The first surplus argument.
-        #[label("unexpected argument")]
-        span: Span,
-        /// The signature, so the fix is visible.
-        #[help]
-        help: String,
-        /// The calls that led here.
-        #[label(collection, "called from here")]
-        calls: Vec<Span>,
-    },
-
-    /// A keyword that names no parameter: `Conv2d(1, 8, kernal_size=3)`.
-    #[error("`{callee}` has no parameter `{name}`")]
-    #[diagnostic(code(E0204))]
-    UnknownKeyword {
-        /// The function called.
-        callee: String,
-        /// The keyword as written.
-        name: String,
-        /// The keyword argument.
-        #[label("unknown keyword")]
-        span: Span,
-        /// The closest parameter name, or the signature.
-        #[help]
-        help: String,
-        /// The calls that led here.
-        #[label(collection, "called from here")]
-        calls: Vec<Span>,
-    },
-
-    /// A parameter without a default that the call does not supply: `area()`.
-    #[error("`{callee}` is missing its argument `{name}`")]
-    #[diagnostic(code(E0205))]
-    MissingArgument {
-        /// The function called.
-        callee: String,
-        /// The parameter left without a value.
-        name: String,
-        /// The call.
-        #[label("`{name}` not given")]
-        span: Span,
-        /// How to pass it.
-        #[help]
-        help: String,
-        /// The calls that led here.
-        #[label(collection, "called from here")]
-        calls: Vec<Span>,
-    },
-
-    /// One parameter given two values: `area(3, h=4)`.
-    #[error("`{callee}` got two values for `{name}`")]
-    #[diagnostic(code(E0206))]
-    ArgumentGivenTwice {
-        /// The function called.
-        callee: String,
-        /// The parameter.
-        name: String,
-        /// The second value.
-        #[label("given again here")]
-        span: Span,
-        /// The first value.
-        #[label("first given here")]
-        first: Span,
-        /// The calls that led here.
-        #[label(collection, "called from here")]
-        calls: Vec<Span>,
-    },
+    /// Arguments that do not fit the callee's parameters (E0203–E0206).
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Bind(Box<BindProblem>),
 
     /// A value of the wrong type: `len(3)`, `1 + "a"`, `5(2)`.
     #[error("wrong type for {what}: expected {expected}, got {got}")]
@@ -400,10 +328,6 @@ impl RuntimeError {
         match self {
             RuntimeError::UndefinedName { span, .. }
             | RuntimeError::NoSuchField { span, .. }
-            | RuntimeError::TooManyArguments { span, .. }
-            | RuntimeError::UnknownKeyword { span, .. }
-            | RuntimeError::MissingArgument { span, .. }
-            | RuntimeError::ArgumentGivenTwice { span, .. }
             | RuntimeError::WrongType { span, .. }
             | RuntimeError::AssignToUndeclared { span, .. }
             | RuntimeError::StatementNotAllowed { span, .. }
@@ -416,6 +340,7 @@ impl RuntimeError {
             | RuntimeError::InvalidFile { span, .. }
             | RuntimeError::Interrupted { span, .. } => *span,
             RuntimeError::Tensor(t) => t.span,
+            RuntimeError::Bind(b) => b.span(),
         }
     }
 
@@ -424,10 +349,6 @@ impl RuntimeError {
         match self {
             RuntimeError::UndefinedName { calls, .. }
             | RuntimeError::NoSuchField { calls, .. }
-            | RuntimeError::TooManyArguments { calls, .. }
-            | RuntimeError::UnknownKeyword { calls, .. }
-            | RuntimeError::MissingArgument { calls, .. }
-            | RuntimeError::ArgumentGivenTwice { calls, .. }
             | RuntimeError::WrongType { calls, .. }
             | RuntimeError::AssignToUndeclared { calls, .. }
             | RuntimeError::StatementNotAllowed { calls, .. }
@@ -440,6 +361,7 @@ impl RuntimeError {
             | RuntimeError::InvalidFile { calls, .. }
             | RuntimeError::Interrupted { calls, .. } => calls,
             RuntimeError::Tensor(t) => &t.calls,
+            RuntimeError::Bind(b) => b.calls(),
         }
     }
 
@@ -448,10 +370,6 @@ impl RuntimeError {
         match self {
             RuntimeError::UndefinedName { calls, .. }
             | RuntimeError::NoSuchField { calls, .. }
-            | RuntimeError::TooManyArguments { calls, .. }
-            | RuntimeError::UnknownKeyword { calls, .. }
-            | RuntimeError::MissingArgument { calls, .. }
-            | RuntimeError::ArgumentGivenTwice { calls, .. }
             | RuntimeError::WrongType { calls, .. }
             | RuntimeError::AssignToUndeclared { calls, .. }
             | RuntimeError::StatementNotAllowed { calls, .. }
@@ -464,6 +382,7 @@ impl RuntimeError {
             | RuntimeError::InvalidFile { calls, .. }
             | RuntimeError::Interrupted { calls, .. } => calls.push(span),
             RuntimeError::Tensor(t) => t.calls.push(span),
+            RuntimeError::Bind(b) => b.push_call(span),
         }
     }
 }
@@ -488,45 +407,7 @@ pub enum RuntimeWarning {
     },
 }
 
-/// Words within a small edit distance of `name`, closest first: the candidate for a
-/// "did you mean" hint.
-pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    // Allow about one typo per three characters, and at least one.
-    let limit = (name.chars().count() / 3).max(1);
-    candidates
-        .into_iter()
-        .filter(|c| *c != name)
-        .map(|c| (edit_distance(name, c), c))
-        .filter(|(d, _)| *d <= limit)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
-}
-
-/// Edit distance over chars where swapping two neighbours counts as one edit (optimal
-/// string alignment): `widht` is one typo away from `width`.
-pub fn edit_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let mut before: Vec<usize> = vec![0; b.len() + 1];
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    let mut current = vec![0; b.len() + 1];
-    for i in 1..=a.len() {
-        current[0] = i;
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (previous[j] + 1)
-                .min(current[j - 1] + 1)
-                .min(previous[j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                best = best.min(before[j - 2] + 1);
-            }
-            current[j] = best;
-        }
-        std::mem::swap(&mut before, &mut previous);
-        std::mem::swap(&mut previous, &mut current);
-    }
-    previous[b.len()]
-}
+pub use crate::diagnostic::closest;
 
 #[cfg(test)]
 mod tests {
@@ -552,35 +433,14 @@ mod tests {
                 help: t(),
                 calls: vec![],
             },
-            RuntimeError::TooManyArguments {
+            RuntimeError::Bind(Box::new(BindProblem::TooManyArguments {
                 callee: t(),
                 max: 0,
                 given: 1,
                 span: s,
                 help: t(),
                 calls: vec![],
-            },
-            RuntimeError::UnknownKeyword {
-                callee: t(),
-                name: t(),
-                span: s,
-                help: t(),
-                calls: vec![],
-            },
-            RuntimeError::MissingArgument {
-                callee: t(),
-                name: t(),
-                span: s,
-                help: t(),
-                calls: vec![],
-            },
-            RuntimeError::ArgumentGivenTwice {
-                callee: t(),
-                name: t(),
-                span: s,
-                first: s,
-                calls: vec![],
-            },
+            })),
             RuntimeError::wrong_type("x", "int", "str", s),
             RuntimeError::AssignToUndeclared {
                 name: t(),
@@ -676,17 +536,5 @@ mod tests {
         assert_eq!(labels.len(), 2);
         assert_eq!(labels[1].label(), Some("called from here"));
         assert_eq!(labels[1].offset(), 10);
-    }
-
-    #[test]
-    fn suggestions_pick_the_nearest_name() {
-        assert_eq!(
-            closest("kernal_size", ["stride", "kernel_size"]),
-            Some("kernel_size")
-        );
-        assert_eq!(closest("x", ["stride"]), None);
-        assert_eq!(edit_distance("kitten", "sitting"), 3);
-        assert_eq!(edit_distance("widht", "width"), 1);
-        assert_eq!(edit_distance("", "abc"), 3);
     }
 }

@@ -47,12 +47,13 @@ use std::collections::HashSet;
 use std::fmt;
 use std::rc::Rc;
 
-use super::call::{Callee, ParamList, bind};
+use super::call::{Callee, bind};
 use super::env::Mark;
 use super::error::RuntimeError;
 use super::value::Value;
 use super::{CallArg, EvalResult, Flow, Interpreter};
 use crate::builtins::layers::Layer;
+use crate::diagnostic::binding::ParamList;
 use crate::source::Span;
 use crate::syntax::ast::{Expr, ExprKind, Ident, NetDef, ShapeSpec, StmtKind};
 use crate::tensor::{self, Tensor};

@@ -1,0 +1,40 @@
+//! Problems and their wording, below both the checker and the interpreter: a mistake is
+//! described by one typed value and rendered by one piece of code, whichever stage finds it
+//! (the checker before anything runs, or the run-time check when the checker could not
+//! decide).
+
+pub mod binding;
+mod tensor;
+
+pub use tensor::{RaggedRows, TensorCode, TensorDiagnostic};
+
+/// The candidate within a small edit distance of `name`, closest first: the word for a
+/// "did you mean" hint. A swap of two neighbours counts as one edit (optimal string
+/// alignment: `widht` is one typo from `width`).
+pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    // Allow about one typo per three characters, and at least one.
+    let limit = (name.chars().count() / 3).max(1);
+    candidates
+        .into_iter()
+        .filter(|c| *c != name)
+        .map(|c| (strsim::osa_distance(name, c), c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::closest;
+
+    #[test]
+    fn closest_counts_a_swap_as_one_edit() {
+        assert_eq!(closest("widht", ["width", "height"]), Some("width"));
+        assert_eq!(
+            closest("kernal_size", ["kernel_size", "stride"]),
+            Some("kernel_size")
+        );
+        assert_eq!(closest("x", ["width"]), None);
+        assert_eq!(closest("width", ["width"]), None);
+    }
+}
