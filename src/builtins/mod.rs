@@ -147,59 +147,9 @@ impl ParamList for &'static [BuiltinParam] {
     }
 }
 
-/// The kinds of value a builtin parameter accepts; checked when arguments are bound (E0207).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Ty {
-    /// Anything.
-    Any,
-    /// An int.
-    Int,
-    /// An int or a float.
-    Number,
-    /// A string.
-    Str,
-    /// A list or a range: something `for` can walk without a tensor.
-    Sequence,
-    /// A function, builtin or layer.
-    Callable,
-    /// A tensor.
-    Tensor,
-    /// `true` or `false`.
-    Bool,
-}
-
-impl Ty {
-    /// Whether `value` is of this type.
-    pub fn accepts(self, value: &Value) -> bool {
-        match self {
-            Ty::Any => true,
-            Ty::Int => matches!(value, Value::Int(_)),
-            Ty::Number => matches!(value, Value::Int(_) | Value::Float(_)),
-            Ty::Str => matches!(value, Value::Str(_)),
-            Ty::Sequence => matches!(value, Value::List(_) | Value::Range { .. }),
-            Ty::Callable => matches!(
-                value,
-                Value::Function(_) | Value::Builtin(_) | Value::Layer(_) | Value::Net(_)
-            ),
-            Ty::Tensor => matches!(value, Value::Tensor(_)),
-            Ty::Bool => matches!(value, Value::Bool(_)),
-        }
-    }
-
-    /// How messages name the type: "expected int, got str".
-    pub fn describe(self) -> &'static str {
-        match self {
-            Ty::Any => "any value",
-            Ty::Int => "int",
-            Ty::Number => "int or float",
-            Ty::Str => "str",
-            Ty::Sequence => "list or range",
-            Ty::Callable => "function",
-            Ty::Tensor => "tensor",
-            Ty::Bool => "bool",
-        }
-    }
-}
+/// The kinds of value a builtin parameter accepts (E0207), for the interpreter and the
+/// checker alike.
+pub use crate::diagnostic::binding::ParamKind as Ty;
 
 /// The bound arguments of one builtin call.
 #[derive(Debug)]

@@ -246,7 +246,17 @@ impl Checker {
             value: a.ty.clone(),
             span: a.span,
         });
-        match binding::bind(&callee, args, call) {
+        let checked = binding::bind(&callee, args, call).and_then(|bound| {
+            for (param, slot) in params.iter().zip(&bound.slots) {
+                if let Some((ty, at)) = slot
+                    && !(param.default == DefaultValue::None && *ty == Ty::None)
+                {
+                    param.ty.check(ty, param.name, def.name, *at)?;
+                }
+            }
+            Ok(bound)
+        });
+        match checked {
             Ok(bound) => Some(bound),
             Err(problem) => {
                 self.error(CheckError::Bind(problem));

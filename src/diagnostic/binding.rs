@@ -127,6 +127,27 @@ pub enum BindProblem {
         calls: Vec<Span>,
     },
 
+    /// A value of the wrong type: `len(3)`, `1 + "a"`, `Conv2d(1, 8, "3")`.
+    #[error("wrong type for {what}: expected {expected}, got {got}")]
+    #[diagnostic(code(E0207))]
+    WrongType {
+        /// What was being typed: "argument `x` of `len`", "operands of `+`".
+        what: String,
+        /// The types accepted.
+        expected: String,
+        /// The type found.
+        got: String,
+        /// The offending expression.
+        #[label("this is {got}")]
+        span: Span,
+        /// A conversion or alternative, when one exists.
+        #[help]
+        help: Option<String>,
+        /// The calls that led here.
+        #[label(collection, "called from here")]
+        calls: Vec<Span>,
+    },
+
     /// One parameter given twice: `Linear(4, 2, in_features=4)`.
     #[error("`{callee}` got two values for `{name}`")]
     #[diagnostic(code(E0206))]
@@ -154,6 +175,7 @@ impl BindProblem {
             BindProblem::TooManyArguments { span, .. }
             | BindProblem::UnknownKeyword { span, .. }
             | BindProblem::MissingArgument { span, .. }
+            | BindProblem::WrongType { span, .. }
             | BindProblem::ArgumentGivenTwice { span, .. } => *span,
         }
     }
@@ -164,6 +186,7 @@ impl BindProblem {
             BindProblem::TooManyArguments { calls, .. }
             | BindProblem::UnknownKeyword { calls, .. }
             | BindProblem::MissingArgument { calls, .. }
+            | BindProblem::WrongType { calls, .. }
             | BindProblem::ArgumentGivenTwice { calls, .. } => calls,
         }
     }
@@ -174,8 +197,140 @@ impl BindProblem {
             BindProblem::TooManyArguments { calls, .. }
             | BindProblem::UnknownKeyword { calls, .. }
             | BindProblem::MissingArgument { calls, .. }
+            | BindProblem::WrongType { calls, .. }
             | BindProblem::ArgumentGivenTwice { calls, .. } => calls.push(span),
         }
+    }
+}
+
+/// What a binder can see of an argument: a run-time value, or the checker's type of it.
+/// Parameter types ([`ParamKind`]) are checked against this, so a wrong type is found by
+/// the same test before the run and during it.
+pub trait ArgKind {
+    /// The type's name as messages give it (`int`, `str`, `list`), or `None` when unknown.
+    fn kind(&self) -> Option<&'static str>;
+    /// A list's items, when it is a list whose items are known.
+    fn items(&self) -> Option<Vec<&Self>>;
+    /// A string's text, when known.
+    fn text(&self) -> Option<&str>;
+}
+
+/// The kinds of value a parameter accepts; checked when arguments are bound (E0207).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParamKind {
+    /// Anything.
+    Any,
+    /// An int.
+    Int,
+    /// An int or a float.
+    Number,
+    /// A string.
+    Str,
+    /// A list or a range: something `for` can walk without a tensor.
+    Sequence,
+    /// A function, builtin or layer.
+    Callable,
+    /// A tensor.
+    Tensor,
+    /// `true` or `false`.
+    Bool,
+    /// A size per spatial axis: an int (used for both) or a list of two ints `[h, w]`.
+    Pair,
+    /// A convolution's padding: a [`ParamKind::Pair`], `"same"` or `"valid"`.
+    Padding,
+    /// A layer's input size: an int, or `_` to take it from the first input.
+    SizeOrInfer,
+}
+
+impl ParamKind {
+    /// Whether `arg` is of this kind: `None` when the binder cannot tell (the checker's
+    /// unknowns), never for a run-time value.
+    pub fn admits<A: ArgKind + ?Sized>(self, arg: &A) -> Option<bool> {
+        let kind = arg.kind()?;
+        let pair = |arg: &A| match arg.items() {
+            Some(items) if items.len() == 2 => {
+                let mut all = Some(true);
+                for item in items {
+                    match item.kind() {
+                        Some("int") => {}
+                        Some(_) => return Some(false),
+                        None => all = None,
+                    }
+                }
+                all
+            }
+            Some(_) => Some(false),
+            None => None,
+        };
+        Some(match self {
+            ParamKind::Any => true,
+            ParamKind::Int => kind == "int",
+            ParamKind::Number => matches!(kind, "int" | "float"),
+            ParamKind::Str => kind == "str",
+            ParamKind::Sequence => matches!(kind, "list" | "range"),
+            ParamKind::Callable => matches!(kind, "function" | "layer" | "net"),
+            ParamKind::Tensor => kind == "tensor",
+            ParamKind::Bool => kind == "bool",
+            ParamKind::SizeOrInfer => matches!(kind, "int" | "_"),
+            ParamKind::Pair | ParamKind::Padding => match kind {
+                "int" => true,
+                "list" => return pair(arg),
+                "str" if self == ParamKind::Padding => match arg.text() {
+                    Some(text) => matches!(text, "same" | "valid"),
+                    None => return None,
+                },
+                _ => false,
+            },
+        })
+    }
+
+    /// How messages name the kind: "expected int, got str".
+    pub fn describe(self) -> &'static str {
+        match self {
+            ParamKind::Any => "any value",
+            ParamKind::Int => "int",
+            ParamKind::Number => "int or float",
+            ParamKind::Str => "str",
+            ParamKind::Sequence => "list or range",
+            ParamKind::Callable => "function",
+            ParamKind::Tensor => "tensor",
+            ParamKind::Bool => "bool",
+            ParamKind::Pair => "an int or a list of two ints [h, w]",
+            ParamKind::Padding => "an int, a list [h, w], \"same\" or \"valid\"",
+            ParamKind::SizeOrInfer => "int or `_`",
+        }
+    }
+
+    /// The fix offered with a value of the wrong kind, where there is one.
+    pub fn help(self) -> Option<&'static str> {
+        match self {
+            ParamKind::Padding => {
+                Some("padding=\"same\" keeps the size (stride 1), \"valid\" is no padding")
+            }
+            _ => None,
+        }
+    }
+
+    /// E0207 for `arg`, given for parameter `param` of `callee`, when it is of another
+    /// kind.
+    pub fn check<A: ArgKind + ?Sized>(
+        self,
+        arg: &A,
+        param: &str,
+        callee: &str,
+        span: Span,
+    ) -> Result<(), Box<BindProblem>> {
+        if self.admits(arg) != Some(false) {
+            return Ok(());
+        }
+        Err(Box::new(BindProblem::WrongType {
+            what: format!("argument `{param}` of `{callee}`"),
+            expected: self.describe().to_string(),
+            got: arg.kind().unwrap_or("unknown").to_string(),
+            span,
+            help: self.help().map(str::to_string),
+            calls: Vec::new(),
+        }))
     }
 }
 

@@ -205,13 +205,11 @@ impl Interpreter {
                 None => (param.default.to_value().unwrap_or(Value::None), span),
             };
             let none_allowed = param.default == DefaultValue::None && matches!(value, Value::None);
-            if !none_allowed && !param.ty.accepts(&value) {
-                return Err(Box::new(RuntimeError::wrong_type(
-                    format!("argument `{}` of `{}`", param.name, def.name),
-                    param.ty.describe(),
-                    value.type_name(),
-                    arg_span,
-                )));
+            if !none_allowed {
+                param
+                    .ty
+                    .check(&value, param.name, def.name, arg_span)
+                    .map_err(|p| Box::new(RuntimeError::Bind(p)))?;
             }
             values.push(value);
             spans.push(arg_span);

@@ -56,27 +56,6 @@ pub enum RuntimeError {
     #[diagnostic(transparent)]
     Bind(Box<BindProblem>),
 
-    /// A value of the wrong type: `len(3)`, `1 + "a"`, `5(2)`.
-    #[error("wrong type for {what}: expected {expected}, got {got}")]
-    #[diagnostic(code(E0207))]
-    WrongType {
-        /// What was being typed: "argument `x` of `len`", "operands of `+`".
-        what: String,
-        /// The types accepted.
-        expected: String,
-        /// The type found.
-        got: String,
-        /// The offending expression.
-        #[label("this is {got}")]
-        span: Span,
-        /// A conversion or alternative, when one exists.
-        #[help]
-        help: Option<String>,
-        /// The calls that led here.
-        #[label(collection, "called from here")]
-        calls: Vec<Span>,
-    },
-
     /// Plain assignment to a name no `let` declared: `totl = 1`.
     #[error("assignment to undeclared name `{name}`")]
     #[diagnostic(code(E0208))]
@@ -303,22 +282,26 @@ impl RuntimeError {
         got: impl Into<String>,
         span: Span,
     ) -> Self {
-        RuntimeError::WrongType {
+        RuntimeError::Bind(Box::new(BindProblem::WrongType {
             what: what.into(),
             expected: expected.into(),
             got: got.into(),
             span,
             help: None,
             calls: Vec::new(),
-        }
+        }))
     }
 
     /// Adds a fix to a wrong-type error; other variants are returned unchanged.
     pub fn with_help(mut self, text: impl Into<String>) -> Self {
-        if let RuntimeError::WrongType { help, .. } | RuntimeError::ValueError { help, .. } =
-            &mut self
-        {
-            *help = Some(text.into());
+        match &mut self {
+            RuntimeError::ValueError { help, .. } => *help = Some(text.into()),
+            RuntimeError::Bind(problem) => {
+                if let BindProblem::WrongType { help, .. } = problem.as_mut() {
+                    *help = Some(text.into());
+                }
+            }
+            _ => {}
         }
         self
     }
@@ -328,7 +311,6 @@ impl RuntimeError {
         match self {
             RuntimeError::UndefinedName { span, .. }
             | RuntimeError::NoSuchField { span, .. }
-            | RuntimeError::WrongType { span, .. }
             | RuntimeError::AssignToUndeclared { span, .. }
             | RuntimeError::StatementNotAllowed { span, .. }
             | RuntimeError::IndexOutOfRange { span, .. }
@@ -349,7 +331,6 @@ impl RuntimeError {
         match self {
             RuntimeError::UndefinedName { calls, .. }
             | RuntimeError::NoSuchField { calls, .. }
-            | RuntimeError::WrongType { calls, .. }
             | RuntimeError::AssignToUndeclared { calls, .. }
             | RuntimeError::StatementNotAllowed { calls, .. }
             | RuntimeError::IndexOutOfRange { calls, .. }
@@ -370,7 +351,6 @@ impl RuntimeError {
         match self {
             RuntimeError::UndefinedName { calls, .. }
             | RuntimeError::NoSuchField { calls, .. }
-            | RuntimeError::WrongType { calls, .. }
             | RuntimeError::AssignToUndeclared { calls, .. }
             | RuntimeError::StatementNotAllowed { calls, .. }
             | RuntimeError::IndexOutOfRange { calls, .. }
