@@ -1319,3 +1319,25 @@ fn a_fn_defined_in_a_net_body_does_not_return_for_the_net() {
     );
     assert_eq!(type_of(text, "y"), "tensor [1, 2, 4, 4]");
 }
+
+/// A value the checker cannot compute (`2 ** 4` is not folded) leaves the dims it decides
+/// unknown: the checker never states the input's channels for a layer's output.
+#[test]
+fn an_unknown_out_channels_is_never_the_inputs() {
+    let script = "net Straight {\n    input x: [N, 8, H, W]\n    let c = 2 ** 4\n    return x |> Conv2d(8, c, 1)\n}\nlet y = Straight()(randn(1, 8, 2, 2))\n";
+    let source = SourceFile::new("straight.cnn", script);
+    let (codes, dims, engine) = cnn::on_big_stack(move || {
+        let (codes, last) = checker_view(&source);
+        let dims = match last {
+            Some(Ty::Tensor(t)) => t
+                .shape
+                .map(|s| s.iter().map(|d| d.as_const()).collect::<Vec<_>>()),
+            _ => None,
+        };
+        (codes, dims, engine_view(&source))
+    });
+    assert!(codes.is_empty(), "{codes:?}");
+    // Batch and spatial sizes are derived; the channels are not.
+    assert_eq!(dims, Some(vec![Some(1), None, Some(2), Some(2)]));
+    assert!(engine.is_ok());
+}

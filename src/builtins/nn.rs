@@ -481,10 +481,10 @@ macro_rules! loss {
                 result.map_err(|mut e| {
                     // Shapes that do not fit are the arguments' fault: label both.
                     if let crate::eval::RuntimeError::Tensor(d) = &mut *e {
-                        d.span = args.span(1);
-                        d.label = format!("target is {:?}", t.shape());
-                        d.related
-                            .push((args.span(0), format!("input is {:?}", x.shape())));
+                        **d = d
+                            .as_ref()
+                            .clone()
+                            .on_loss_operands((args.span(0), x.shape()), (args.span(1), t.shape()));
                     }
                     e
                 })

@@ -477,9 +477,7 @@ fn spatial_diagnostic(
                 None => {}
             }
             let help = if spans.layer.is_some() {
-                format!(
-                    "set in_channels to {actual}, or write `_` to infer it from the first input"
-                )
+                crate::diagnostic::layers::conv_in_channels_help(*actual)
             } else {
                 "the weight's in_channels (times groups) must equal the input's channels (dim 1)"
                     .to_string()

@@ -4,8 +4,8 @@
 use miette::Diagnostic;
 use thiserror::Error;
 
-use crate::diagnostic::TensorDiagnostic;
 use crate::diagnostic::binding::BindProblem;
+use crate::diagnostic::{IndexOutOfRange, TensorDiagnostic};
 use crate::source::Span;
 
 /// An error found by `cnn check`.
@@ -105,6 +105,11 @@ pub enum CheckError {
         #[help]
         help: String,
     },
+
+    /// An index past a known size (E0313), reported as the interpreter reports it.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Index(Box<IndexOutOfRange>),
 
     /// A shape error, reported exactly as the interpreter reports it.
     #[error(transparent)]

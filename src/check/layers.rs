@@ -9,7 +9,10 @@ use super::rules::{Bound, default_ty, pair};
 use super::ty::{Grad, LayerTy, TensorTy, Ty, shape_string};
 use super::walk::{Checker, derived};
 use crate::builtins::{BuiltinDef, spatial};
-use crate::eval::tensor_error::{TensorCode, TensorDiagnostic};
+use crate::diagnostic::layers::{
+    SPATIAL_RANKS, batch_norm_channels, conv_in_channels_help, layer_rank, linear_features,
+};
+use crate::diagnostic::{TensorCode, TensorDiagnostic};
 use crate::source::Span;
 use crate::tensor::receptive_field::AxisField;
 use crate::tensor::shape::{self, ShapeError, SpatialOp};
@@ -301,31 +304,19 @@ impl Checker {
                     && let Some(fin) = l.int("in_features")
                     && actual != fin
                 {
-                    let mut d = TensorDiagnostic::new(
-                        TensorCode::LinearFeatures,
-                        format!("Linear expects {fin} input features, the input has {actual}"),
-                        l.at("in_features"),
-                        format!("in_features is {fin}"),
-                    )
-                    .with_label(
+                    let per_item = shape[1..]
+                        .iter()
+                        .cloned()
+                        .fold(SymDim::constant(1), |a, b| a * b);
+                    let dims: Vec<String> = shape.iter().map(SymDim::to_string).collect();
+                    let d = linear_features(
+                        fin,
+                        &dims,
+                        (per_item.to_string(), per_item.as_const()),
+                        span,
                         at,
-                        format!(
-                            "input is {}: {actual} features in its last dim",
-                            shape_string(shape)
-                        ),
+                        l.at("in_features"),
                     );
-                    let help = if shape.len() > 2 {
-                        let feats = shape[1..]
-                            .iter()
-                            .cloned()
-                            .fold(SymDim::constant(1), |a, b| a * b);
-                        format!(
-                            "flatten the input first with `Flatten()`: it then has {feats} features, so use Linear({feats}, {fout})"
-                        )
-                    } else {
-                        format!("use Linear({actual}, {fout})")
-                    };
-                    d = d.with_help(help);
                     self.error(CheckError::Shape(Box::new(d)));
                     return Ty::Unknown;
                 }
@@ -346,13 +337,22 @@ impl Checker {
             // whose channels match (or `BatchNorm2d(_)`, which takes them from the input) is
             // all the checker vouches for; the rest the run-time check reports.
             "BatchNorm2d" => match &t.shape {
-                Some(shape)
-                    if shape.len() == 4
-                        && (l.arg("num_features").0 == Ty::Unknown
-                            || l.int("num_features").is_some_and(|c| {
-                                shape[1].as_const().is_none_or(|actual| actual == c)
-                            })) =>
-                {
+                Some(shape) if shape.len() == 4 => {
+                    if let (Some(features), Some(channels)) =
+                        (l.int("num_features"), shape[1].as_const())
+                        && features != channels
+                    {
+                        let d = batch_norm_channels(
+                            features,
+                            channels,
+                            &shape_string(shape),
+                            span,
+                            at,
+                            l.at("num_features"),
+                        );
+                        self.error(CheckError::Shape(Box::new(d)));
+                        return Ty::Unknown;
+                    }
                     keep(t)
                 }
                 _ => unknown,
@@ -417,18 +417,15 @@ impl Checker {
         let conv = matches!(l.kind, "Conv2d" | "ConvTranspose2d");
         let input_label = format!("input is {}", shape_string(shape));
         if shape.len() != 3 && shape.len() != 4 {
-            let mut d = TensorDiagnostic::new(
-                TensorCode::WrongRank,
-                format!("{}: expected a 3-D [C, H, W] or 4-D [N, C, H, W] tensor, got a tensor of shape {}", l.kind, shape_string(shape)),
+            let d = layer_rank(
+                l.kind,
+                SPATIAL_RANKS,
+                &shape_string(shape),
+                shape.len(),
+                shape.len() == 2,
                 at,
-                format!("this is {}-D", shape.len()),
-            )
-            .with_label(l.span, "the layer was built here");
-            if shape.len() == 2 {
-                d = d.with_help(
-                    "add the missing dims with `.unsqueeze(0)` (twice for [N, C, H, W])",
-                );
-            }
+                l.span,
+            );
             self.error(CheckError::Shape(Box::new(d)));
             return Ty::Unknown;
         }
@@ -479,9 +476,7 @@ impl Checker {
                 format!("{input_label}: {} in dim {c_axis}", ch(actual)),
             )
             .with_label(l.at("in_channels"), format!("in_channels is {expected}"))
-            .with_help(format!(
-                "make in_channels {actual}, or write `_` to infer it from the input"
-            ));
+            .with_help(conv_in_channels_help(actual));
             self.error(CheckError::Shape(Box::new(d)));
             return Ty::Unknown;
         }

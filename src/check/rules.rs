@@ -14,7 +14,7 @@ use crate::eval::tensor_error::{TensorCode, TensorDiagnostic, from_tensor_error}
 use crate::eval::{RuntimeError, Value};
 use crate::source::Span;
 use crate::syntax::ast::{Arg, ExprKind};
-use crate::tensor::TensorError;
+use crate::tensor::{TensorError, checks};
 
 /// Builtins, layers and methods whose result the checker does not compute (it still checks
 /// their arguments' names and arity).
@@ -43,7 +43,6 @@ pub const RESULT_UNKNOWN: &[&str] = &[
     "matmul",
     "mse_loss",
     "l1_loss",
-    "cross_entropy",
     "binary_cross_entropy_with_logits",
     "Dropout",
     "parameter_count",
@@ -80,6 +79,7 @@ pub const BUILTIN_RULES: &[&str] = &[
     "softmax",
     "log_softmax",
     "dropout",
+    "cross_entropy",
     "cat",
     "Conv2d",
     "ConvTranspose2d",
@@ -197,6 +197,14 @@ pub(super) fn pair(t: &Ty) -> Option<[i64; 2]> {
     }
 }
 
+/// A shape whose every dim is a known constant, as the engine holds it.
+pub(super) fn concrete_shape(shape: &[SymDim]) -> Option<Vec<usize>> {
+    shape
+        .iter()
+        .map(|d| d.as_const().and_then(|v| usize::try_from(v).ok()))
+        .collect()
+}
+
 pub(super) fn concrete_usize(shape: &[i64]) -> Vec<usize> {
     shape
         .iter()
@@ -207,6 +215,8 @@ pub(super) fn concrete_usize(shape: &[i64]) -> Vec<usize> {
 fn from_runtime(err: RuntimeError) -> Option<CheckError> {
     match err {
         RuntimeError::Tensor(d) => Some(CheckError::Shape(d)),
+        RuntimeError::IndexOutOfRange(e) => Some(CheckError::Index(e)),
+        RuntimeError::Bind(p) => Some(CheckError::Bind(p)),
         _ => None,
     }
 }
@@ -443,6 +453,12 @@ impl Checker {
                 }
             }
             "relu" | "leaky_relu" | "sigmoid" | "tanh" | "softmax" | "log_softmax" | "dropout" => {
+                if let (Some(Ty::Tensor(t)), Some((Ty::Int(Some(dim)), _))) =
+                    (b.get(0), slot_named(def.params, &b.slots, "dim"))
+                    && !self.dim_in_range(def.name, *dim, t, span)
+                {
+                    return Ty::Unknown;
+                }
                 match b.get(0) {
                     Some(Ty::Tensor(t)) => Ty::Tensor(TensorTy {
                         shape: t.shape.clone(),
@@ -453,6 +469,7 @@ impl Checker {
                 }
             }
             "cat" => self.cat(b, span),
+            "cross_entropy" => self.cross_entropy(b, span),
             // A literal path to a readable file gives its shape from the header alone; any
             // other path, or a file that cannot be read, is unknown: the run reports it.
             "load_npy" => {
@@ -548,6 +565,52 @@ impl Checker {
             });
         }
         outcome
+    }
+
+    /// Whether `dim` names a dim of `t` for `op` (softmax-like ops: `-ndim..ndim`), E0309
+    /// as the run-time check gives it when not; `true` when the shape is not known.
+    pub(super) fn dim_in_range(&mut self, op: &str, dim: i64, t: &TensorTy, span: Span) -> bool {
+        let Some(shape) = t.shape.as_deref().and_then(concrete_shape) else {
+            return true;
+        };
+        let op = match op {
+            "softmax" => "softmax",
+            "log_softmax" => "log_softmax",
+            _ => return true,
+        };
+        match checks::dim_index(op, dim, &shape, shape.len()) {
+            Ok(_) => true,
+            Err(err) => {
+                self.tensor_error(err, span);
+                false
+            }
+        }
+    }
+
+    /// `cross_entropy(input, target)`: a 0-dim loss; E0314 when the known shapes do not fit.
+    fn cross_entropy(&mut self, b: &Bound, span: Span) -> Ty {
+        let (Some(Ty::Tensor(x)), Some(Ty::Tensor(t))) = (b.get(0), b.get(1)) else {
+            return Ty::Tensor(TensorTy::unknown());
+        };
+        let known = |t: &TensorTy| t.shape.as_deref().and_then(concrete_shape);
+        if let (Some(input), Some(target)) = (known(x), known(t))
+            && let Err(err) = checks::cross_entropy_target(&input, &target)
+        {
+            let input_at = b.slots[0].as_ref().map_or(span, |s| s.1);
+            let target_at = b.slots[1].as_ref().map_or(span, |s| s.1);
+            if let Some(CheckError::Shape(d)) =
+                from_runtime(*from_tensor_error(err, span, &|_| None))
+            {
+                let d = d.on_loss_operands((input_at, &input), (target_at, &target));
+                self.error(CheckError::Shape(Box::new(d)));
+            }
+            return Ty::Unknown;
+        }
+        Ty::Tensor(TensorTy {
+            shape: Some(Vec::new()),
+            grad: combined(x.grad, t.grad, self.no_grad),
+            field: None,
+        })
     }
 
     fn cat(&mut self, b: &Bound, span: Span) -> Ty {

@@ -17,6 +17,9 @@ pub enum Grad {
     No,
     /// A leaf created with `requires_grad=true`.
     Leaf,
+    /// A view (`w[0]`) of a leaf created with `requires_grad=true`: it shares the leaf's
+    /// storage, so writing to it in place writes to the leaf.
+    LeafView,
     /// Computed from something that requires grad.
     Yes,
     /// Cannot tell.

@@ -12,12 +12,13 @@ use super::dim::SymDim;
 use super::error::{CheckError, CheckWarning};
 use super::ty::{Grad, TensorTy, Ty};
 use crate::builtins;
-use crate::eval::error::closest;
+use crate::diagnostic::{IndexOutOfRange, closest};
 use crate::source::Span;
 use crate::syntax::ast::{
     Arg, BinOp, Block, Expr, ExprKind, GradMode, IndexKind, NetDef, Program, Stmt, StmtKind,
     UnaryOp,
 };
+use crate::tensor::TensorError;
 
 /// Everything one check found.
 #[derive(Debug, Default)]
@@ -196,7 +197,7 @@ impl Checker {
                     .push((name.span, name.name.to_string(), ty.clone()));
                 self.declare(&name.name, ty);
             }
-            StmtKind::Assign { target, op, value } => self.assign(target, *op, value),
+            StmtKind::Assign { target, op, value } => self.assign(target, *op, value, stmt.span),
             StmtKind::Expr(e) => {
                 self.expr(e);
             }
@@ -365,7 +366,7 @@ impl Checker {
         (self.frame_base, self.in_body, self.certain, self.no_grad) = saved;
     }
 
-    fn assign(&mut self, target: &Expr, op: Option<BinOp>, value: &Expr) {
+    fn assign(&mut self, target: &Expr, op: Option<BinOp>, value: &Expr, statement: Span) {
         let value_ty = self.expr(value);
         match &target.node {
             ExprKind::Name(id) => {
@@ -395,7 +396,16 @@ impl Checker {
                     None => value_ty,
                     Some(op) => match &current {
                         Ty::Tensor(t) => {
-                            self.check_inplace(t, target.span);
+                            let name = match op {
+                                BinOp::Add => Some("add_"),
+                                BinOp::Sub => Some("sub_"),
+                                BinOp::Mul => Some("mul_"),
+                                BinOp::Div => Some("div_"),
+                                _ => None,
+                            };
+                            if let Some(name) = name {
+                                self.check_inplace(t, name, statement);
+                            }
                             current.clone()
                         }
                         _ => self.binary_ty(op, &current, &value_ty, target.span, value.span),
@@ -411,18 +421,18 @@ impl Checker {
     }
 
     /// E0403 for an in-place write to `t`, when it is certainly a leaf requiring grad.
-    pub(super) fn check_inplace(&mut self, t: &TensorTy, span: Span) {
-        if t.grad == Grad::Leaf && self.certain && !self.no_grad && self.grad_tracked {
-            use crate::eval::tensor_error::{TensorCode, TensorDiagnostic};
-            let d = TensorDiagnostic::new(
-                TensorCode::InPlaceOnLeaf,
-                "a leaf Variable that requires grad is being used in an in-place operation",
-                span,
-                "in-place write to a leaf that requires grad",
-            )
-            .with_help("do it under `with no_grad { ... }` (as an optimizer step does), or write `x = x + ...` to make a new tensor");
-            self.error(CheckError::Shape(Box::new(d)));
+    /// E0403 for the in-place op `op` on a leaf that requires grad, or a view of one, as
+    /// the run-time check reports it.
+    pub(super) fn check_inplace(&mut self, t: &TensorTy, op: &'static str, span: Span) {
+        if !(self.certain && !self.no_grad && self.grad_tracked) {
+            return;
         }
+        let through_view = match t.grad {
+            Grad::Leaf => false,
+            Grad::LeafView => true,
+            _ => return,
+        };
+        self.tensor_error(TensorError::InPlaceOnLeaf { op, through_view }, span);
     }
 
     pub(super) fn expr(&mut self, expr: &Expr) -> Ty {
@@ -494,6 +504,10 @@ impl Checker {
                         }
                     }
                 }
+                if let Some(e) = index_out_of_range(&o, &items, indices) {
+                    self.error(CheckError::Index(Box::new(e)));
+                    return Ty::Unknown;
+                }
                 index_ty(&o, &items)
             }
         }
@@ -555,7 +569,7 @@ pub(super) fn derived(g: Grad, no_grad: bool) -> Grad {
         return Grad::No;
     }
     match g {
-        Grad::Leaf | Grad::Yes => Grad::Yes,
+        Grad::Leaf | Grad::LeafView | Grad::Yes => Grad::Yes,
         other => other,
     }
 }
@@ -567,7 +581,8 @@ pub(super) fn combined(a: Grad, b: Grad, no_grad: bool) -> Grad {
     }
     match (a, b) {
         (Grad::No, Grad::No) => Grad::No,
-        (Grad::Leaf | Grad::Yes, _) | (_, Grad::Leaf | Grad::Yes) => Grad::Yes,
+        (Grad::Leaf | Grad::LeafView | Grad::Yes, _)
+        | (_, Grad::Leaf | Grad::LeafView | Grad::Yes) => Grad::Yes,
         _ => Grad::Unknown,
     }
 }
@@ -576,6 +591,53 @@ pub(super) fn combined(a: Grad, b: Grad, no_grad: bool) -> Grad {
 pub(super) enum Index {
     At(Ty),
     Slice(Option<Ty>, Option<Ty>, Option<Ty>),
+}
+
+/// E0313 for a constant index past a size the checker knows, as the run-time check
+/// reports it (a tensor dimension, or a list whose items are known).
+fn index_out_of_range(
+    o: &Ty,
+    items: &[Index],
+    indices: &[crate::syntax::ast::IndexItem],
+) -> Option<IndexOutOfRange> {
+    let out_of_range = |index: i64, len: usize| {
+        let n = i64::try_from(len).ok()?;
+        let wrapped = if index < 0 {
+            index.checked_add(n)?
+        } else {
+            index
+        };
+        (!(0..n).contains(&wrapped)).then_some(())
+    };
+    let (dims, what): (Vec<Option<usize>>, &dyn Fn(usize, usize) -> String) = match o {
+        Ty::Tensor(TensorTy {
+            shape: Some(shape), ..
+        }) if items.len() <= shape.len() => (
+            shape
+                .iter()
+                .map(|d| d.as_const().and_then(|v| usize::try_from(v).ok()))
+                .collect(),
+            &|dim, size| format!("dimension {dim} of size {size}"),
+        ),
+        Ty::List(Some(elems)) if items.len() == 1 => (vec![Some(elems.len())], &|_, len| {
+            format!("list of length {len}")
+        }),
+        _ => return None,
+    };
+    for (dim, (item, written)) in items.iter().zip(indices).enumerate() {
+        if let (Index::At(Ty::Int(Some(index))), Some(Some(len))) = (item, dims.get(dim))
+            && out_of_range(*index, *len).is_some()
+        {
+            return Some(IndexOutOfRange {
+                index: *index,
+                len: *len,
+                what: what(dim, *len),
+                span: written.span,
+                calls: Vec::new(),
+            });
+        }
+    }
+    None
 }
 
 fn index_ty(o: &Ty, items: &[Index]) -> Ty {
@@ -599,7 +661,7 @@ fn index_ty(o: &Ty, items: &[Index]) -> Ty {
             Ty::Tensor(TensorTy {
                 shape: Some(out),
                 grad: match t.grad {
-                    Grad::Leaf => Grad::Yes,
+                    Grad::Leaf | Grad::LeafView => Grad::LeafView,
                     g => g,
                 },
                 field: None,

@@ -4,9 +4,34 @@
 //! decide).
 
 pub mod binding;
+pub mod layers;
 mod tensor;
 
 pub use tensor::{RaggedRows, TensorCode, TensorDiagnostic};
+
+use miette::Diagnostic;
+use thiserror::Error;
+
+use crate::source::Span;
+
+/// An index past the end of a list or a tensor dimension: `[1, 2][5]`, `randn(2, 3)[5]`.
+#[derive(Debug, Error, Diagnostic, Clone, PartialEq)]
+#[error("index {index} is out of range for {what}")]
+#[diagnostic(code(E0313))]
+pub struct IndexOutOfRange {
+    /// The index as given.
+    pub index: i64,
+    /// Length of the indexed value (or tensor dimension).
+    pub len: usize,
+    /// What was indexed: `list of length 2`, `dimension 0 of size 3`.
+    pub what: String,
+    /// The index expression.
+    #[label("valid indices are -{len}..{len}")]
+    pub span: Span,
+    /// The calls that led here.
+    #[label(collection, "called from here")]
+    pub calls: Vec<Span>,
+}
 
 /// The candidate within a small edit distance of `name`, closest first: the word for a
 /// "did you mean" hint. A swap of two neighbours counts as one edit (optimal string

@@ -169,6 +169,16 @@ impl TensorDiagnostic {
         self
     }
 
+    /// Puts a loss's shape mistake on its operands: the target labelled as at fault, the
+    /// input beside it.
+    pub fn on_loss_operands(mut self, input: (Span, &[usize]), target: (Span, &[usize])) -> Self {
+        self.span = target.0;
+        self.label = format!("target is {:?}", target.1);
+        self.related
+            .push((input.0, format!("input is {:?}", input.1)));
+        self
+    }
+
     /// Sets the help text.
     pub fn with_help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());

@@ -9,6 +9,7 @@ use miette::Diagnostic;
 use thiserror::Error;
 
 use super::tensor_error::TensorDiagnostic;
+use crate::diagnostic::IndexOutOfRange;
 use crate::diagnostic::binding::BindProblem;
 use crate::source::Span;
 
@@ -89,23 +90,10 @@ pub enum RuntimeError {
         calls: Vec<Span>,
     },
 
-    /// An index past either end: `[1, 2][2]`, `zeros(3)[5]`.
-    #[error("index {index} is out of range for {what}")]
-    #[diagnostic(code(E0313))]
-    IndexOutOfRange {
-        /// The index as given.
-        index: i64,
-        /// Length of the indexed value (or tensor dimension).
-        len: usize,
-        /// What was indexed: `list of length 2`, `dimension 0 of size 3`.
-        what: String,
-        /// The index expression.
-        #[label("valid indices are -{len}..{len}")]
-        span: Span,
-        /// The calls that led here.
-        #[label(collection, "called from here")]
-        calls: Vec<Span>,
-    },
+    /// An index past the end of a list or a tensor dimension (E0313).
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    IndexOutOfRange(Box<IndexOutOfRange>),
 
     /// `assert cond, message` with a false `cond`.
     #[error("assertion failed: {message}")]
@@ -313,7 +301,6 @@ impl RuntimeError {
             | RuntimeError::NoSuchField { span, .. }
             | RuntimeError::AssignToUndeclared { span, .. }
             | RuntimeError::StatementNotAllowed { span, .. }
-            | RuntimeError::IndexOutOfRange { span, .. }
             | RuntimeError::AssertionFailed { span, .. }
             | RuntimeError::ValueError { span, .. }
             | RuntimeError::NetInputMismatch { span, .. }
@@ -323,6 +310,7 @@ impl RuntimeError {
             | RuntimeError::Interrupted { span, .. } => *span,
             RuntimeError::Tensor(t) => t.span,
             RuntimeError::Bind(b) => b.span(),
+            RuntimeError::IndexOutOfRange(e) => e.span,
         }
     }
 
@@ -333,7 +321,6 @@ impl RuntimeError {
             | RuntimeError::NoSuchField { calls, .. }
             | RuntimeError::AssignToUndeclared { calls, .. }
             | RuntimeError::StatementNotAllowed { calls, .. }
-            | RuntimeError::IndexOutOfRange { calls, .. }
             | RuntimeError::AssertionFailed { calls, .. }
             | RuntimeError::ValueError { calls, .. }
             | RuntimeError::NetInputMismatch { calls, .. }
@@ -343,6 +330,7 @@ impl RuntimeError {
             | RuntimeError::Interrupted { calls, .. } => calls,
             RuntimeError::Tensor(t) => &t.calls,
             RuntimeError::Bind(b) => b.calls(),
+            RuntimeError::IndexOutOfRange(e) => &e.calls,
         }
     }
 
@@ -353,7 +341,6 @@ impl RuntimeError {
             | RuntimeError::NoSuchField { calls, .. }
             | RuntimeError::AssignToUndeclared { calls, .. }
             | RuntimeError::StatementNotAllowed { calls, .. }
-            | RuntimeError::IndexOutOfRange { calls, .. }
             | RuntimeError::AssertionFailed { calls, .. }
             | RuntimeError::ValueError { calls, .. }
             | RuntimeError::NetInputMismatch { calls, .. }
@@ -363,6 +350,7 @@ impl RuntimeError {
             | RuntimeError::Interrupted { calls, .. } => calls.push(span),
             RuntimeError::Tensor(t) => t.calls.push(span),
             RuntimeError::Bind(b) => b.push_call(span),
+            RuntimeError::IndexOutOfRange(e) => e.calls.push(span),
         }
     }
 }
@@ -434,13 +422,13 @@ mod tests {
                 span: s,
                 calls: vec![],
             },
-            RuntimeError::IndexOutOfRange {
+            RuntimeError::IndexOutOfRange(Box::new(IndexOutOfRange {
                 index: 0,
                 len: 0,
                 what: t(),
                 span: s,
                 calls: vec![],
-            },
+            })),
             RuntimeError::AssertionFailed {
                 message: t(),
                 span: s,

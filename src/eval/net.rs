@@ -728,9 +728,12 @@ impl Interpreter {
                 if recording {
                     model.reset();
                 }
-                // Recursion repeats one call site, and an error at the call (E0315) needs
-                // no second label there.
-                if err.calls().last() != Some(&span) && err.span() != span {
+                // Recursion repeats one call site, and an error in the call's own
+                // arguments (E0315) needs no second label there.
+                let in_arguments = matches!(*err, RuntimeError::NetInputMismatch { .. })
+                    && span.start <= err.span().start
+                    && err.span().end <= span.end;
+                if err.calls().last() != Some(&span) && err.span() != span && !in_arguments {
                     err.push_call(span);
                 }
                 Err(err)
@@ -863,9 +866,10 @@ impl Interpreter {
                     let actual = t.shape().to_vec();
                     let mismatch =
                         |message: String, declared: Span, label: String, help: String| {
+                            // On the argument, as the checker reports it.
                             Box::new(RuntimeError::NetInputMismatch {
                                 message,
-                                span,
+                                span: arg_span,
                                 label: format!("`{}` is {:?}", name.name, actual),
                                 declared,
                                 declared_label: label,
@@ -873,7 +877,6 @@ impl Interpreter {
                                 calls: Vec::new(),
                             })
                         };
-                    let _ = arg_span;
                     if dims.len() != actual.len() {
                         let help = if dims.len() == actual.len() + 1 {
                             "add the missing batch dimension with `.unsqueeze(0)`".to_string()

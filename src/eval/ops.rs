@@ -277,13 +277,15 @@ fn resolve_index(index: i64, len: usize, type_name: &'static str, span: Span) ->
     if (0..len_i).contains(&i) {
         Ok(i as usize)
     } else {
-        Err(Box::new(RuntimeError::IndexOutOfRange {
-            index,
-            len,
-            what: format!("{type_name} of length {len}"),
-            span,
-            calls: Vec::new(),
-        }))
+        Err(Box::new(RuntimeError::IndexOutOfRange(Box::new(
+            crate::diagnostic::IndexOutOfRange {
+                index,
+                len,
+                what: format!("{type_name} of length {len}"),
+                span,
+                calls: Vec::new(),
+            },
+        ))))
     }
 }
 

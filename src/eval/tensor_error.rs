@@ -107,13 +107,13 @@ pub fn from_tensor_error(
         TensorError::IndexOutOfRange {
             index, dim, size, ..
         } => {
-            return Box::new(RuntimeError::IndexOutOfRange {
+            return Box::new(RuntimeError::IndexOutOfRange(Box::new(crate::diagnostic::IndexOutOfRange {
                 index: *index,
                 len: *size,
                 what: format!("dimension {dim} of size {size}"),
                 span,
                 calls: Vec::new(),
-            });
+            })));
         }
         TensorError::TooManyIndices { .. } => {
             return Box::new(RuntimeError::value(message, span, "too many indices"));

@@ -167,20 +167,7 @@ impl Tensor {
 
     /// Normalises a possibly negative `dim` against `ndim` dimensions for `op`.
     pub(crate) fn dim_index(&self, op: &'static str, dim: i64, range: usize) -> Result<usize> {
-        let wrapped = if dim < 0 { dim + range as i64 } else { dim };
-        if range == 0 || wrapped < 0 || wrapped >= range as i64 {
-            // PyTorch treats a 0-dim tensor as having one dimension for `dim` arguments.
-            if range == 0 && (dim == 0 || dim == -1) {
-                return Ok(0);
-            }
-            return Err(TensorError::DimOutOfRange {
-                op,
-                dim,
-                shape: self.shape().to_vec(),
-                range: range.max(1),
-            });
-        }
-        Ok(wrapped as usize)
+        super::checks::dim_index(op, dim, self.shape(), range)
     }
 
     // ----- reading values -----

@@ -9,6 +9,7 @@
 
 pub mod autograd;
 pub mod broadcast;
+pub mod checks;
 mod core;
 mod create;
 pub mod derivatives;

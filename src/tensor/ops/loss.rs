@@ -1,6 +1,7 @@
 //! Losses (all with PyTorch's default mean reduction) and dropout.
 
 use crate::tensor::autograd::{SavedTensor, record};
+use crate::tensor::checks;
 use crate::tensor::core::Tensor;
 use crate::tensor::derivatives::Op;
 use crate::tensor::error::{Result, TensorError};
@@ -74,35 +75,15 @@ impl Tensor {
     /// floats. E0314 when the shapes do not fit, E0313 for a class out of range.
     pub fn nll_loss(&self, target: &Tensor) -> Result<Tensor> {
         let op = "nll_loss";
-        let shape_error = |detail: &str| TensorError::LossShape {
-            op,
-            input: self.shape().to_vec(),
-            target: target.shape().to_vec(),
-            detail: detail.into(),
-        };
+        checks::class_target(op, self.shape(), target.shape())?;
         // Class dim 1 of [N, C, ...]; a [C] input is one sample with a [] target.
         let (batch, classes, spatial): (usize, usize, usize) = match self.ndim() {
-            0 => return Err(shape_error(" (the input needs a class dimension)")),
-            1 => {
-                if target.ndim() != 0 {
-                    return Err(shape_error(" (a [C] input takes a 0-dim target)"));
-                }
-                (1, self.shape()[0], 1)
-            }
-            _ => {
-                let mut expected = vec![self.shape()[0]];
-                expected.extend_from_slice(&self.shape()[2..]);
-                if target.shape() != expected.as_slice() {
-                    return Err(shape_error(&format!(
-                        " (the target should have shape {expected:?})"
-                    )));
-                }
-                (
-                    self.shape()[0],
-                    self.shape()[1],
-                    self.shape()[2..].iter().product(),
-                )
-            }
+            1 => (1, self.shape()[0], 1),
+            _ => (
+                self.shape()[0],
+                self.shape()[1],
+                self.shape()[2..].iter().product(),
+            ),
         };
         let log_probs = self.to_vec();
         let classes_of = target.to_vec();
@@ -149,32 +130,14 @@ impl Tensor {
     /// indices; when `target` has the logits' shape it holds class probabilities instead,
     /// and the loss is `-Σ target·log_softmax(logits) / N`.
     pub fn cross_entropy(&self, target: &Tensor) -> Result<Tensor> {
+        checks::cross_entropy_target(self.shape(), target.shape())?;
         let class_dim = if self.ndim() == 1 { 0 } else { 1 };
-        if self.ndim() == 0 {
-            return Err(TensorError::LossShape {
-                op: "cross_entropy",
-                input: Vec::new(),
-                target: target.shape().to_vec(),
-                detail: " (the input needs a class dimension)".into(),
-            });
-        }
         let log_probs = self.log_softmax(class_dim)?;
         if target.shape() == self.shape() && self.ndim() > 1 {
             let samples = (self.numel() / self.shape()[1].max(1)) as f64;
             return log_probs.mul(target)?.sum()?.neg()?.div_scalar(samples);
         }
         log_probs.nll_loss(target).map_err(|error| match error {
-            TensorError::LossShape {
-                input,
-                target,
-                detail,
-                ..
-            } => TensorError::LossShape {
-                op: "cross_entropy",
-                input,
-                target,
-                detail,
-            },
             TensorError::IndexOutOfRange {
                 index, dim, size, ..
             } => TensorError::IndexOutOfRange {
