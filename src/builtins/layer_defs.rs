@@ -297,23 +297,8 @@ macro_rules! plain {
     };
 }
 
-pub(super) const RELU: BuiltinDef = plain!("ReLU", "ReLU(): max(x, 0)", Kind::Relu);
-pub(super) const SIGMOID: BuiltinDef =
-    plain!("Sigmoid", "Sigmoid(): 1 / (1 + exp(-x))", Kind::Sigmoid);
-pub(super) const TANH: BuiltinDef = plain!("Tanh", "Tanh(): the hyperbolic tangent", Kind::Tanh);
 pub(super) const IDENTITY: BuiltinDef =
     plain!("Identity", "Identity(): returns its input", Kind::Identity);
-
-pub(super) const LEAKY_RELU: BuiltinDef = BuiltinDef {
-    name: "LeakyReLU",
-    params: &[P::optional("negative_slope", Ty::Number, D::Float(0.01))],
-    rest: None,
-    doc: "LeakyReLU(negative_slope=0.01)",
-    run: |interp, args| {
-        let kind = Kind::LeakyRelu(args.float(0)?);
-        build(interp, kind, &args, None)
-    },
-};
 
 pub(super) const SOFTMAX: BuiltinDef = BuiltinDef {
     name: "Softmax",

@@ -12,6 +12,7 @@ use std::fmt;
 use std::rc::Rc;
 
 use super::Args;
+use super::pointwise::Pointwise;
 use super::spatial::{self, Padding, SpatialSpans, Window};
 use crate::eval::net::Model;
 use crate::eval::tensor_error::{TensorCode, TensorDiagnostic};
@@ -97,10 +98,8 @@ pub(super) enum Kind {
         momentum: f64,
     },
     Pool(Window),
-    Relu,
-    LeakyRelu(f64),
-    Sigmoid,
-    Tanh,
+    /// An elementwise activation and its parameters.
+    Pointwise(&'static Pointwise, Vec<Value>),
     Softmax(i64),
     Identity,
     Flatten(i64, i64),
@@ -291,10 +290,7 @@ impl Layer {
                 ..
             }) => "AvgPool2d",
             Kind::Pool(_) => "MaxPool2d",
-            Kind::Relu => "ReLU",
-            Kind::LeakyRelu(_) => "LeakyReLU",
-            Kind::Sigmoid => "Sigmoid",
-            Kind::Tanh => "Tanh",
+            Kind::Pointwise(op, _) => op.layer.name,
             Kind::Softmax(_) => "Softmax",
             Kind::Identity => "Identity",
             Kind::Flatten(..) => "Flatten",
@@ -733,10 +729,7 @@ fn forward_layer(
             Ok(out)
         }
         Kind::Pool(window) => spatial::pool2d(interp, x, window, &spans),
-        Kind::Relu => simple(interp, &|| x.relu()),
-        Kind::LeakyRelu(slope) => simple(interp, &|| x.leaky_relu(*slope)),
-        Kind::Sigmoid => simple(interp, &|| x.sigmoid()),
-        Kind::Tanh => simple(interp, &|| x.tanh()),
+        Kind::Pointwise(op, params) => simple(interp, &|| (op.kernel)(x, params)),
         Kind::Softmax(dim) => simple(interp, &|| x.softmax(*dim)),
         Kind::Identity => Ok(x.clone()),
         Kind::Flatten(start, end) => simple(interp, &|| x.flatten(*start, *end)),
@@ -850,9 +843,7 @@ impl fmt::Display for Layer {
                 fmt_pair(*stride),
                 fmt_pair(*padding)
             ),
-            Kind::LeakyRelu(slope) => {
-                write!(f, "LeakyReLU(negative_slope={})", format_float(*slope))
-            }
+            Kind::Pointwise(op, params) => f.write_str(&super::pointwise::repr(op, params)),
             Kind::Softmax(dim) => write!(f, "Softmax(dim={dim})"),
             Kind::Flatten(s, e) => write!(f, "Flatten(start_dim={s}, end_dim={e})"),
             Kind::Dropout(p) => write!(f, "Dropout(p={})", format_float(*p)),

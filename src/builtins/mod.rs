@@ -18,6 +18,7 @@ pub mod layers;
 pub mod methods;
 mod nn;
 mod optim;
+pub mod pointwise;
 mod scalar;
 pub(crate) mod spatial;
 mod tensor;
@@ -190,10 +191,6 @@ pub const LAYER_CONSTRUCTORS: &[&str] = &[
     "MaxPool2d",
     "AvgPool2d",
     "BatchNorm2d",
-    "ReLU",
-    "LeakyReLU",
-    "Sigmoid",
-    "Tanh",
     "Softmax",
     "Identity",
     "Flatten",
@@ -205,7 +202,7 @@ pub const LAYER_CONSTRUCTORS: &[&str] = &[
 
 /// Whether `def` builds a layer.
 pub fn is_layer_constructor(def: &BuiltinDef) -> bool {
-    LAYER_CONSTRUCTORS.contains(&def.name)
+    LAYER_CONSTRUCTORS.contains(&def.name) || pointwise::by_layer(def.name).is_some()
 }
 
 pub static BUILTINS: &[BuiltinDef] = &[
@@ -244,10 +241,10 @@ pub static BUILTINS: &[BuiltinDef] = &[
     nn::LINEAR,
     nn::MAX_POOL2D,
     nn::AVG_POOL2D,
-    nn::RELU,
-    nn::LEAKY_RELU,
-    nn::SIGMOID,
-    nn::TANH,
+    pointwise::RELU.function,
+    pointwise::LEAKY_RELU.function,
+    pointwise::SIGMOID.function,
+    pointwise::TANH.function,
     nn::SOFTMAX,
     nn::LOG_SOFTMAX,
     nn::DROPOUT,
@@ -269,10 +266,10 @@ pub static BUILTINS: &[BuiltinDef] = &[
     layer_defs::MAX_POOL2D,
     layer_defs::AVG_POOL2D,
     layer_defs::BATCH_NORM2D,
-    layer_defs::RELU,
-    layer_defs::LEAKY_RELU,
-    layer_defs::SIGMOID,
-    layer_defs::TANH,
+    pointwise::RELU.layer,
+    pointwise::LEAKY_RELU.layer,
+    pointwise::SIGMOID.layer,
+    pointwise::TANH.layer,
     layer_defs::SOFTMAX,
     layer_defs::IDENTITY,
     layer_defs::FLATTEN,

@@ -210,39 +210,6 @@ pub(super) const AVG_POOL2D: BuiltinDef = BuiltinDef {
     run: |interp, args| pool(interp, args, SpatialOp::AvgPool2d),
 };
 
-macro_rules! unary {
-    ($name:literal, $doc:literal, $method:ident) => {
-        BuiltinDef {
-            name: $name,
-            params: &[P::required("input", Ty::Tensor)],
-            rest: None,
-            doc: $doc,
-            run: |interp, args| {
-                let x = args.tensor(0)?;
-                run_op(interp, args.call, || x.$method())
-            },
-        }
-    };
-}
-
-pub(super) const RELU: BuiltinDef = unary!("relu", "relu(x): max(x, 0)", relu);
-pub(super) const SIGMOID: BuiltinDef = unary!("sigmoid", "sigmoid(x): 1 / (1 + exp(-x))", sigmoid);
-pub(super) const TANH: BuiltinDef = unary!("tanh", "tanh(x): the hyperbolic tangent", tanh);
-
-pub(super) const LEAKY_RELU: BuiltinDef = BuiltinDef {
-    name: "leaky_relu",
-    params: &[
-        P::required("input", Ty::Tensor),
-        P::optional("negative_slope", Ty::Number, D::Float(0.01)),
-    ],
-    rest: None,
-    doc: "leaky_relu(x, negative_slope=0.01): x where positive, negative_slope*x elsewhere",
-    run: |interp, args| {
-        let (x, slope) = (args.tensor(0)?, args.float(1)?);
-        run_op(interp, args.call, || x.leaky_relu(slope))
-    },
-};
-
 pub(super) const SOFTMAX: BuiltinDef = BuiltinDef {
     name: "softmax",
     params: &[

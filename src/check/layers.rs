@@ -8,7 +8,7 @@ use super::error::{CheckError, CheckWarning};
 use super::rules::{Bound, default_ty, pair};
 use super::ty::{Grad, LayerTy, TensorTy, Ty, shape_string};
 use super::walk::{Checker, derived};
-use crate::builtins::{BuiltinDef, spatial};
+use crate::builtins::{BuiltinDef, pointwise, spatial};
 use crate::diagnostic::layers::{
     SPATIAL_RANKS, batch_norm_channels, conv_in_channels_help, layer_rank, linear_features,
 };
@@ -247,9 +247,8 @@ impl Checker {
             field: None,
         });
         match l.kind {
-            "ReLU" | "LeakyReLU" | "Sigmoid" | "Tanh" | "Softmax" | "Identity" | "Dropout" => {
-                keep(t)
-            }
+            "Softmax" | "Identity" | "Dropout" => keep(t),
+            name if pointwise::by_layer(name).is_some() => keep(t),
             "Sequential" => {
                 let mut x = input.clone();
                 self.nest_rows(1);

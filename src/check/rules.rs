@@ -8,7 +8,7 @@ use super::dim::{Comparison, Preconditions, SymDim, compare};
 use super::error::CheckError;
 use super::ty::{Grad, TensorTy, Ty};
 use super::walk::{Checker, TyArg, combined, derived};
-use crate::builtins::{BuiltinDef, BuiltinParam, DefaultValue};
+use crate::builtins::{BuiltinDef, BuiltinParam, DefaultValue, pointwise};
 use crate::diagnostic::binding::{self, Argument, Callee};
 use crate::eval::tensor_error::{TensorCode, TensorDiagnostic, from_tensor_error};
 use crate::eval::{RuntimeError, Value};
@@ -72,10 +72,6 @@ pub const BUILTIN_RULES: &[&str] = &[
     "zeros_like",
     "ones_like",
     "randn_like",
-    "relu",
-    "leaky_relu",
-    "sigmoid",
-    "tanh",
     "softmax",
     "log_softmax",
     "dropout",
@@ -86,10 +82,6 @@ pub const BUILTIN_RULES: &[&str] = &[
     "Linear",
     "MaxPool2d",
     "AvgPool2d",
-    "ReLU",
-    "LeakyReLU",
-    "Sigmoid",
-    "Tanh",
     "Softmax",
     "Identity",
     "Flatten",
@@ -452,7 +444,9 @@ impl Checker {
                     None => Ty::Tensor(TensorTy::unknown()),
                 }
             }
-            "relu" | "leaky_relu" | "sigmoid" | "tanh" | "softmax" | "log_softmax" | "dropout" => {
+            name if matches!(name, "softmax" | "log_softmax" | "dropout")
+                || pointwise::by_function(name).is_some() =>
+            {
                 if let (Some(Ty::Tensor(t)), Some((Ty::Int(Some(dim)), _))) =
                     (b.get(0), slot_named(def.params, &b.slots, "dim"))
                     && !self.dim_in_range(def.name, *dim, t, span)
@@ -497,7 +491,9 @@ impl Checker {
             "save_npy" => Ty::None,
             "conv2d" | "conv_transpose2d" | "max_pool2d" | "avg_pool2d" | "linear"
             | "pixel_shuffle" | "interpolate" => self.functional_window(def, b, span),
-            name if BUILTIN_RULES.contains(&name) => self.build_layer(def, b, span),
+            name if BUILTIN_RULES.contains(&name) || pointwise::by_layer(name).is_some() => {
+                self.build_layer(def, b, span)
+            }
             _ => Ty::Unknown,
         }
     }
@@ -746,6 +742,8 @@ mod tests {
 
     fn listed(name: &str, tables: &[&[&str]]) -> bool {
         tables.iter().any(|t| t.contains(&name))
+            || pointwise::by_layer(name).is_some()
+            || pointwise::by_function(name).is_some()
     }
 
     #[test]
