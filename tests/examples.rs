@@ -34,6 +34,8 @@ fn examples_run() {
 /// example, the line with `{}` for each figure, and the bounds of each figure, in order.
 type FigureLine = (&'static str, &'static str, &'static [(f64, f64)]);
 
+// 3.14 below is a PSNR bound, not an approximation of pi.
+#[allow(clippy::approx_constant)]
 const MACHINE_DEPENDENT_FIGURES: &[FigureLine] = &[
     (
         "bars.cnn",
