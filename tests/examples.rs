@@ -144,3 +144,99 @@ fn example_mistakes_are_caught_by_the_checker() {
         insta::assert_snapshot!(rendered);
     });
 }
+
+/// A ```` ```cnn ```` block of the documentation in `docs/`: where it is, its source, the
+/// code it must be reported with (```` ```cnn E0302 ````, an example of a mistake, or
+/// ```` ```cnn W0301 ```` for a warning) and what it must print (the ```` ```output ````
+/// block right after it), when the page shows those.
+struct DocBlock {
+    place: String,
+    source: String,
+    expected_code: Option<String>,
+    expected_output: Option<String>,
+}
+
+/// Every ```` ```cnn ```` block of a Markdown page, in order.
+fn cnn_blocks(page: &str, text: &str) -> Vec<DocBlock> {
+    let mut blocks: Vec<DocBlock> = Vec::new();
+    let mut lines = text.lines().enumerate();
+    while let Some((number, line)) = lines.next() {
+        let Some(info) = line.trim_start().strip_prefix("```") else {
+            continue;
+        };
+        let mut body = String::new();
+        for (_, line) in lines.by_ref() {
+            if line.trim_start().starts_with("```") {
+                break;
+            }
+            body.push_str(line);
+            body.push('\n');
+        }
+        let mut words = info.split_whitespace();
+        match words.next() {
+            Some("cnn") => blocks.push(DocBlock {
+                place: format!("{page}:{}", number + 1),
+                source: body,
+                expected_code: words.next().map(str::to_string),
+                expected_output: None,
+            }),
+            Some("output") => {
+                let block = blocks.last_mut().filter(|b| b.expected_output.is_none());
+                let block = block.unwrap_or_else(|| {
+                    panic!(
+                        "{page}:{}: an output block must follow a cnn block",
+                        number + 1
+                    )
+                });
+                block.expected_output = Some(body);
+            }
+            _ => {}
+        }
+    }
+    blocks
+}
+
+/// Every ```` ```cnn ```` example in `docs/` passes the checks and runs, printing what the
+/// page shows after it, unless it is marked as a mistake with the code it must be rejected
+/// with.
+#[test]
+fn documentation_examples_run() {
+    let mut pages: Vec<_> = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/docs"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "md"))
+        .collect();
+    pages.sort();
+    let mut count = 0;
+    for path in pages {
+        let page = format!("docs/{}", path.file_name().unwrap().to_string_lossy());
+        let text = std::fs::read_to_string(&path).unwrap();
+        for block in cnn_blocks(&page, &text) {
+            count += 1;
+            let source = SourceFile::new(block.place.clone(), block.source.clone());
+            let (code, output, rendered) = cnn::on_big_stack(move || {
+                let t = cnn::run_captured(&source);
+                let rendered = cnn::report::render_all(&t.problems, Format::Plain { width: 80 });
+                (t.exit_code, t.output, rendered)
+            });
+            let place = &block.place;
+            match &block.expected_code {
+                None => assert_eq!(code, 0, "{place} failed:\n{rendered}"),
+                Some(expected) => {
+                    // A warning (W0301) is reported and the program still runs.
+                    if !expected.starts_with('W') {
+                        assert_ne!(code, 0, "{place} should be rejected with {expected}");
+                    }
+                    assert!(
+                        rendered.contains(expected.as_str()),
+                        "{place} should be rejected with {expected}:\n{rendered}"
+                    );
+                }
+            }
+            if let Some(expected) = &block.expected_output {
+                assert_eq!(&output, expected, "{place} printed something else");
+            }
+        }
+    }
+    assert!(count > 0, "no ```cnn blocks found in docs/");
+}
