@@ -1,7 +1,8 @@
 //! The `cnn` binary end to end: subcommands, exit codes, JSON diagnostics, `explain`.
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 fn cnn(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_cnn"))
@@ -146,6 +147,56 @@ fn deep_recursion_is_a_diagnostic_not_a_crash() {
     let o = cnn(&["run", "--format", "json", p.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(!json_reports(&o).is_empty());
+}
+
+/// `cnn ARGS`, killed if it has not finished within `limit`: a hang fails the test instead
+/// of stalling the suite. `None` when it had to be killed.
+fn cnn_within(args: &[&str], limit: Duration) -> Option<Output> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cnn"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the cnn binary runs");
+    let start = Instant::now();
+    while child.try_wait().expect("wait for cnn").is_none() {
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Some(child.wait_with_output().expect("the output of cnn"))
+}
+
+#[test]
+fn a_recursive_net_is_a_diagnostic_not_a_hang() {
+    let direct = "net A() {\n    input x: [N, 3]\n    let b = A()\n    return b(x)\n}\nprint(\"before\")\nlet m = A()\n";
+    let mutual = "net A() {\n    input x: [N, 3]\n    let b = B()\n    return b(x)\n}\nnet B() {\n    input x: [N, 3]\n    let a = A()\n    return a(x)\n}\nprint(\"before\")\nlet m = A()\n";
+    for (name, text) in [("recursive_net", direct), ("mutual_nets", mutual)] {
+        let p = script(name, text);
+        let path = p.to_str().unwrap();
+        // Generous: the run takes a fraction of a second; a hang takes forever.
+        let limit = Duration::from_secs(120);
+        let o =
+            cnn_within(&["check", path], limit).unwrap_or_else(|| panic!("{name}: check hangs"));
+        assert!(
+            matches!(o.status.code(), Some(0 | 1)),
+            "{name}: {}",
+            stderr(&o)
+        );
+        let o = cnn_within(&["run", "--format", "json", path], limit)
+            .unwrap_or_else(|| panic!("{name}: run hangs"));
+        assert_eq!(o.status.code(), Some(2), "{name}: {}", stderr(&o));
+        assert_eq!(stdout(&o), "before\n");
+        let reports = json_reports(&o);
+        assert_eq!(reports.len(), 1, "{name}: {}", stderr(&o));
+        assert_eq!(reports[0]["code"], "E0505");
+        let message = reports[0]["message"].as_str().unwrap();
+        assert!(message.contains("maximum recursion depth"), "{message}");
+    }
 }
 
 #[test]
