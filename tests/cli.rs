@@ -1,7 +1,8 @@
 //! The `cnn` binary end to end: subcommands, exit codes, JSON diagnostics, `explain`.
 
+use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 fn cnn(args: &[&str]) -> Output {
@@ -197,6 +198,113 @@ fn a_recursive_net_is_a_diagnostic_not_a_hang() {
         let message = reports[0]["message"].as_str().unwrap();
         assert!(message.contains("maximum recursion depth"), "{message}");
     }
+}
+
+/// `cnn run` on a script that prints `started` first, once it has printed it: the process
+/// and what it printed after.
+fn run_until_started(name: &str, text: &str) -> (Child, BufReader<ChildStdout>) {
+    let p = script(name, text);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cnn"))
+        .args(["run", p.to_str().unwrap()])
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the cnn binary runs");
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "started\n");
+    (child, out)
+}
+
+/// SIGINT to `child`, as Ctrl-C in its terminal would send.
+fn interrupt(child: &Child) {
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("the kill command runs");
+    assert!(sent.success());
+}
+
+/// The exit status of `child`, sending SIGINT every `every` until it exits (at most
+/// `limit`), and how many it took.
+fn interrupt_until_exit(child: &mut Child, every: Duration, limit: Duration) -> (Option<i32>, u32) {
+    let start = Instant::now();
+    let mut sent = 0;
+    let mut last: Option<Instant> = None;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return (status.code(), sent);
+        }
+        assert!(
+            start.elapsed() < limit,
+            "cnn did not exit after {sent} SIGINTs"
+        );
+        if last.is_none_or(|t| t.elapsed() >= every) {
+            interrupt(child);
+            sent += 1;
+            last = Some(Instant::now());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn rest(mut child: Child, mut out: BufReader<ChildStdout>) -> (String, String) {
+    let mut stdout = String::new();
+    out.read_to_string(&mut stdout).unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    (stdout, stderr)
+}
+
+#[test]
+fn ctrl_c_stops_a_run_at_the_next_statement_with_e0506_and_exit_130() {
+    let (mut child, out) = run_until_started(
+        "interrupted",
+        "print(\"started\")\nlet n = 0\nwhile true {\n    n += 1\n}\n",
+    );
+    // One SIGINT is enough: a loop looks at the flag on every pass. Any later one (on a
+    // slow machine) would only exit the same way.
+    let (code, sent) = interrupt_until_exit(
+        &mut child,
+        Duration::from_secs(30),
+        Duration::from_secs(120),
+    );
+    assert_eq!(code, Some(130));
+    assert_eq!(sent, 1);
+    let (stdout, stderr) = rest(child, out);
+    assert_eq!(stdout, "");
+    assert!(
+        stderr.contains("E0506") && stderr.contains("interrupted"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("stopped here"), "{stderr}");
+}
+
+#[test]
+fn a_second_ctrl_c_ends_a_run_that_does_not_reach_a_statement() {
+    // `max` over a huge range is one builtin call that never looks at the interrupt flag,
+    // so the first SIGINT only raises it and the second must end the process.
+    let (mut child, out) = run_until_started(
+        "stuck",
+        "print(\"started\")\nlet m = max(0..2**62)\nprint(\"never\")\n",
+    );
+    let (code, sent) = interrupt_until_exit(
+        &mut child,
+        Duration::from_millis(200),
+        Duration::from_secs(120),
+    );
+    assert_eq!(code, Some(130));
+    assert!(sent >= 2, "{sent}");
+    let (stdout, stderr) = rest(child, out);
+    assert_eq!(stdout, "");
+    assert!(!stderr.contains("E0506"), "{stderr}");
 }
 
 #[test]

@@ -228,6 +228,7 @@ impl Interpreter {
 
     pub(crate) fn exec_stmts(&mut self, stmts: &[Stmt]) -> EvalResult<Flow> {
         for stmt in stmts {
+            self.check_interrupt(stmt.span)?;
             match self.exec_stmt(stmt)? {
                 Flow::Normal => {}
                 jump => return Ok(jump),
