@@ -287,22 +287,41 @@ fn ctrl_c_stops_a_run_at_the_next_statement_with_e0506_and_exit_130() {
     assert!(stderr.contains("stopped here"), "{stderr}");
 }
 
+/// The CPU time `pid` has used, in clock ticks (Linux `/proc/PID/stat`: utime + stime).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc is readable");
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
 #[test]
 fn a_second_ctrl_c_ends_a_run_that_does_not_reach_a_statement() {
     // `max` over a huge range is one builtin call that never looks at the interrupt flag,
-    // so the first SIGINT only raises it and the second must end the process.
+    // so a SIGINT while it runs only raises the flag and the next must end the process.
     let (mut child, out) = run_until_started(
         "stuck",
         "print(\"started\")\nlet m = max(0..2**62)\nprint(\"never\")\n",
     );
+    // Once the process has spent a quarter second of CPU after printing, it is in `max`
+    // (measured in CPU time, so a loaded machine only makes the wait longer).
+    let start = Instant::now();
+    let printed = cpu_ticks(child.id());
+    while cpu_ticks(child.id()) < printed + 25 {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "cnn is not running"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let (code, sent) = interrupt_until_exit(
         &mut child,
         Duration::from_millis(200),
         Duration::from_secs(120),
     );
-    assert_eq!(code, Some(130));
-    assert!(sent >= 2, "{sent}");
     let (stdout, stderr) = rest(child, out);
+    assert_eq!(code, Some(130), "{stderr}");
+    assert!(sent >= 2, "{sent}: {stderr}");
     assert_eq!(stdout, "");
     assert!(!stderr.contains("E0506"), "{stderr}");
 }
