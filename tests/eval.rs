@@ -576,13 +576,24 @@ fn mutual_fn_recursion_labels_each_call_site_once() {
 }
 
 #[test]
+fn interrupt_flag_stops_a_script_before_its_next_statement() {
+    let mut s = Session::new();
+    s.interp.interrupt_handle().store(true, Ordering::Relaxed);
+    // No loop and no call: only the statement boundary looks at the flag.
+    let err = s.run("let a = 1\nlet b = a + 1").expect_err("interrupted");
+    assert_eq!(err.code().map(|c| c.to_string()).as_deref(), Some("E0506"));
+    assert_eq!((err.span().start, err.span().end), (0, 9));
+    assert!(s.interp.global("a").is_none());
+    assert!(s.run("let c = 3\nc").is_ok());
+}
+
+#[test]
 fn interrupt_flag_stops_loops() {
     let mut s = Session::new();
     let flag = s.interp.interrupt_handle();
+    s.run("let n = 0").expect("define");
     flag.store(true, Ordering::Relaxed);
-    let err = s
-        .run("let n = 0\nwhile true { n += 1 }")
-        .expect_err("interrupted");
+    let err = s.run("while true { n += 1 }").expect_err("interrupted");
     assert_eq!(err.code().map(|c| c.to_string()).as_deref(), Some("E0506"));
     assert!(
         !flag.load(Ordering::Relaxed),
