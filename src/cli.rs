@@ -84,9 +84,9 @@ pub fn check_file(path: &Path, format: Format, shapes: bool) -> i32 {
 }
 
 /// `cnn run FILE`: check, then run; exit 1 on check errors, 2 on a run-time error, 130 when
-/// Ctrl-C stopped it. With
-/// `no_check`, only parse before running (syntax errors still exit 1). `seed` seeds the
-/// generator first, as `seed(n)` at the top of the script would (same bits for negatives).
+/// Ctrl-C stopped it. With `no_check`, only parse before running (syntax errors still exit
+/// 1). `seed` seeds the generator first, as `seed(n)` at the top of the script would (same
+/// bits for negatives).
 pub fn run_file(path: &Path, format: Format, no_check: bool, seed: Option<i64>) -> i32 {
     let source = match load(path, format) {
         Ok(s) => s,
