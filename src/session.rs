@@ -16,7 +16,7 @@ use miette::Diagnostic;
 use crate::builtins::{self, BuiltinDef, methods};
 use crate::check::{self, ty::Ty};
 use crate::cli::type_for_shapes;
-use crate::eval::{Interpreter, Value, tensor::TENSOR_FIELDS};
+use crate::eval::{Interpreter, RuntimeError, Value, tensor::TENSOR_FIELDS};
 use crate::report::Problem;
 use crate::source::{SourceFile, SourcePart, Span};
 use crate::syntax::{
@@ -149,7 +149,8 @@ impl Session {
 
     /// Evaluate one entry: a `:` command or code. Code is checked against the session
     /// first; on any error the session stays exactly as it was (but a tensor the entry
-    /// changed in place before failing at run time stays changed).
+    /// changed in place before failing at run time stays changed). An entry stopped by an
+    /// interrupt (E0506) keeps what it did before it was stopped.
     pub fn enter(&mut self, input: &str) -> Reply {
         let trimmed = input.trim();
         if trimmed.is_empty() {
@@ -234,19 +235,27 @@ impl Session {
         reply
             .problems
             .extend(take_warnings(&source, &mut self.interpreter));
+        // An interrupt is not an error: what the entry did before Ctrl-C stays, as after
+        // Python's KeyboardInterrupt, and later entries are checked against its text.
+        let interrupted =
+            matches!(&outcome, Err(e) if matches!(**e, RuntimeError::Interrupted { .. }));
+        if outcome.is_ok() || interrupted {
+            self.text = source.text().to_string();
+            self.parts.push(SourcePart {
+                name: name.to_string(),
+                span: Span::new(offset as usize, offset as usize + entry.len()),
+            });
+        }
         match outcome {
             Ok(value) => {
-                self.text = source.text().to_string();
-                self.parts.push(SourcePart {
-                    name: name.to_string(),
-                    span: Span::new(offset as usize, offset as usize + entry.len()),
-                });
                 if let Some(value) = value.filter(|v| !matches!(v, Value::None)) {
                     reply.output = value.repr().to_string();
                 }
             }
             Err(error) => {
-                self.interpreter.restore_globals(saved);
+                if !interrupted {
+                    self.interpreter.restore_globals(saved);
+                }
                 reply.problems.push(Problem::new(*error, &source));
             }
         }
@@ -651,7 +660,8 @@ pub fn help_text() -> String {
          variable (a tensor it changed in place before failing stays changed). An entry\n\
          continues on the next line (`...>`) while a bracket is open or a line ends in an\n\
          operator. Tab completes names, methods after `.` and argument names in a call.\n\
-         Ctrl-C stops a running entry, or clears the line; Ctrl-D leaves.\n\n",
+         Ctrl-C stops a running entry and keeps what it did so far (an interrupt is not an\n\
+         error: nothing is rolled back), or clears the line; Ctrl-D leaves.\n\n",
     );
     for (command, what) in COMMANDS {
         text.push_str(&format!("  {command:<12} {what}\n"));

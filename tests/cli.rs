@@ -1,7 +1,9 @@
 //! The `cnn` binary end to end: subcommands, exit codes, JSON diagnostics, `explain`.
 
+use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 fn cnn(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_cnn"))
@@ -146,6 +148,182 @@ fn deep_recursion_is_a_diagnostic_not_a_crash() {
     let o = cnn(&["run", "--format", "json", p.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(!json_reports(&o).is_empty());
+}
+
+/// `cnn ARGS`, killed if it has not finished within `limit`: a hang fails the test instead
+/// of stalling the suite. `None` when it had to be killed.
+fn cnn_within(args: &[&str], limit: Duration) -> Option<Output> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cnn"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the cnn binary runs");
+    let start = Instant::now();
+    while child.try_wait().expect("wait for cnn").is_none() {
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Some(child.wait_with_output().expect("the output of cnn"))
+}
+
+#[test]
+fn a_recursive_net_is_a_diagnostic_not_a_hang() {
+    let direct = "net A() {\n    input x: [N, 3]\n    let b = A()\n    return b(x)\n}\nprint(\"before\")\nlet m = A()\n";
+    let mutual = "net A() {\n    input x: [N, 3]\n    let b = B()\n    return b(x)\n}\nnet B() {\n    input x: [N, 3]\n    let a = A()\n    return a(x)\n}\nprint(\"before\")\nlet m = A()\n";
+    for (name, text) in [("recursive_net", direct), ("mutual_nets", mutual)] {
+        let p = script(name, text);
+        let path = p.to_str().unwrap();
+        // Generous: the run takes a fraction of a second; a hang takes forever.
+        let limit = Duration::from_secs(120);
+        let o =
+            cnn_within(&["check", path], limit).unwrap_or_else(|| panic!("{name}: check hangs"));
+        assert!(
+            matches!(o.status.code(), Some(0 | 1)),
+            "{name}: {}",
+            stderr(&o)
+        );
+        let o = cnn_within(&["run", "--format", "json", path], limit)
+            .unwrap_or_else(|| panic!("{name}: run hangs"));
+        assert_eq!(o.status.code(), Some(2), "{name}: {}", stderr(&o));
+        assert_eq!(stdout(&o), "before\n");
+        let reports = json_reports(&o);
+        assert_eq!(reports.len(), 1, "{name}: {}", stderr(&o));
+        assert_eq!(reports[0]["code"], "E0505");
+        let message = reports[0]["message"].as_str().unwrap();
+        assert!(message.contains("maximum recursion depth"), "{message}");
+    }
+}
+
+/// `cnn run` on a script that prints `started` first, once it has printed it: the process
+/// and what it printed after.
+fn run_until_started(name: &str, text: &str) -> (Child, BufReader<ChildStdout>) {
+    let p = script(name, text);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cnn"))
+        .args(["run", p.to_str().unwrap()])
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the cnn binary runs");
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "started\n");
+    (child, out)
+}
+
+/// SIGINT to `child`, as Ctrl-C in its terminal would send.
+fn interrupt(child: &Child) {
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("the kill command runs");
+    assert!(sent.success());
+}
+
+/// The exit status of `child`, sending SIGINT every `every` until it exits (at most
+/// `limit`), and how many it took.
+fn interrupt_until_exit(child: &mut Child, every: Duration, limit: Duration) -> (Option<i32>, u32) {
+    let start = Instant::now();
+    let mut sent = 0;
+    let mut last: Option<Instant> = None;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return (status.code(), sent);
+        }
+        assert!(
+            start.elapsed() < limit,
+            "cnn did not exit after {sent} SIGINTs"
+        );
+        if last.is_none_or(|t| t.elapsed() >= every) {
+            interrupt(child);
+            sent += 1;
+            last = Some(Instant::now());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn rest(mut child: Child, mut out: BufReader<ChildStdout>) -> (String, String) {
+    let mut stdout = String::new();
+    out.read_to_string(&mut stdout).unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    (stdout, stderr)
+}
+
+#[test]
+fn ctrl_c_stops_a_run_at_the_next_statement_with_e0506_and_exit_130() {
+    let (mut child, out) = run_until_started(
+        "interrupted",
+        "print(\"started\")\nlet n = 0\nwhile true {\n    n += 1\n}\n",
+    );
+    // One SIGINT is enough: a loop looks at the flag on every pass. Any later one (on a
+    // slow machine) would only exit the same way.
+    let (code, sent) = interrupt_until_exit(
+        &mut child,
+        Duration::from_secs(30),
+        Duration::from_secs(120),
+    );
+    assert_eq!(code, Some(130));
+    assert_eq!(sent, 1);
+    let (stdout, stderr) = rest(child, out);
+    assert_eq!(stdout, "");
+    assert!(
+        stderr.contains("E0506") && stderr.contains("interrupted"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("stopped here"), "{stderr}");
+}
+
+/// The CPU time `pid` has used, in clock ticks (Linux `/proc/PID/stat`: utime + stime).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc is readable");
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn a_second_ctrl_c_ends_a_run_that_does_not_reach_a_statement() {
+    // `max` over a huge range is one builtin call that never looks at the interrupt flag,
+    // so a SIGINT while it runs only raises the flag and the next must end the process.
+    let (mut child, out) = run_until_started(
+        "stuck",
+        "print(\"started\")\nlet m = max(0..2**62)\nprint(\"never\")\n",
+    );
+    // Once the process has spent a quarter second of CPU after printing, it is in `max`
+    // (measured in CPU time, so a loaded machine only makes the wait longer).
+    let start = Instant::now();
+    let printed = cpu_ticks(child.id());
+    while cpu_ticks(child.id()) < printed + 25 {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "cnn is not running"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (code, sent) = interrupt_until_exit(
+        &mut child,
+        Duration::from_millis(200),
+        Duration::from_secs(120),
+    );
+    let (stdout, stderr) = rest(child, out);
+    assert_eq!(code, Some(130), "{stderr}");
+    assert!(sent >= 2, "{sent}: {stderr}");
+    assert_eq!(stdout, "");
+    assert!(!stderr.contains("E0506"), "{stderr}");
 }
 
 #[test]

@@ -105,13 +105,10 @@ impl Interpreter {
 
     fn call_fn(&mut self, def: &Rc<FnDef>, args: Vec<CallArg>, span: Span) -> EvalResult<Value> {
         if self.env.depth() >= self.recursion_limit {
-            return Err(Box::new(RuntimeError::value_with_help(
-                format!(
-                    "maximum recursion depth ({}) exceeded",
-                    self.recursion_limit
-                ),
+            return Err(Box::new(RuntimeError::too_deep(
+                self.recursion_limit,
                 span,
-                format!("call to `{}` too deep", def.name.name),
+                &def.name.name,
                 "a recursive fn needs a case that returns without calling itself",
             )));
         }

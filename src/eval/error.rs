@@ -235,6 +235,9 @@ pub enum RuntimeError {
     },
 }
 
+/// How the message of [`RuntimeError::too_deep`] starts.
+const TOO_DEEP: &str = "maximum recursion depth";
+
 impl RuntimeError {
     /// A value error (E0505) at `span`.
     pub fn value(message: impl Into<String>, span: Span, label: impl Into<String>) -> Self {
@@ -261,6 +264,23 @@ impl RuntimeError {
             help: Some(help.into()),
             calls: Vec::new(),
         }
+    }
+
+    /// Runaway recursion (E0505): the call at `span` to `callee` (a `fn` or a net) would
+    /// nest deeper than `limit` calls.
+    pub fn too_deep(limit: usize, span: Span, callee: &str, help: impl Into<String>) -> Self {
+        RuntimeError::value_with_help(
+            format!("{TOO_DEEP} ({limit}) exceeded"),
+            span,
+            format!("call to `{callee}` too deep"),
+            help,
+        )
+    }
+
+    /// Whether this is [`RuntimeError::too_deep`]: a net build stops on it rather than
+    /// leaving the model for its first call to build, which would recurse as deep again.
+    pub fn is_too_deep(&self) -> bool {
+        matches!(self, RuntimeError::ValueError { message, .. } if message.starts_with(TOO_DEEP))
     }
 
     /// A wrong-type error (E0207) at `span`.
@@ -334,8 +354,12 @@ impl RuntimeError {
         }
     }
 
-    /// Records that the error passed out of the call at `span`.
+    /// Records that the error passed out of the call at `span`. A call site is labelled
+    /// once, however often (mutual) recursion passed through it.
     pub(crate) fn push_call(&mut self, span: Span) {
+        if self.calls().contains(&span) {
+            return;
+        }
         match self {
             RuntimeError::UndefinedName { calls, .. }
             | RuntimeError::NoSuchField { calls, .. }

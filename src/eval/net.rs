@@ -32,7 +32,8 @@
 //! on a symbolic size, such as `Flatten() |> Linear(_, 10)` over symbolic `H`, or a probe
 //! that fails, e.g. an input too small for 32) the model stays unbuilt, the random stream is
 //! restored, and the first real call builds it: its parameters appear after that call.
-//! Errors inside probes are never reported; the real call reports them.
+//! Errors inside probes are not reported; the real call reports them. An interrupt and
+//! runaway recursion (a net that builds itself) are the exceptions: they stop the build.
 //!
 //! # Names
 //!
@@ -458,6 +459,19 @@ impl Interpreter {
             .is_some_and(|pass| pass.depth == self.env.depth())
     }
 
+    /// E0505 when a pass or build of `net` at `span` would nest past the recursion limit.
+    fn check_net_depth(&self, net: &str, span: Span) -> EvalResult<()> {
+        if self.env.depth() < self.recursion_limit {
+            return Ok(());
+        }
+        Err(Box::new(RuntimeError::too_deep(
+            self.recursion_limit,
+            span,
+            net,
+            "a net that builds itself needs a case that does not, such as `if depth > 0`",
+        )))
+    }
+
     /// Binds the parameters (defaults see the parameters before them), makes the model and
     /// builds it by probing.
     fn build_model(
@@ -474,6 +488,8 @@ impl Interpreter {
             signature: &signature,
         };
         let bound = bind(&callee, args, span)?;
+        // A default can build the net again (`net A(inner=A())`) before any pass runs.
+        self.check_net_depth(&def.name.name, span)?;
         let mark = self.env.mark();
         self.env.push_frame();
         let mut params = Vec::with_capacity(def.params.len());
@@ -494,7 +510,11 @@ impl Interpreter {
             params.push((param.name.name.clone(), value));
         }
         self.env.reset_to(mark);
-        if let Some(err) = failed {
+        if let Some(mut err) = failed {
+            // A default that failed is labelled at the net call that needed it.
+            if err.span() != span {
+                err.push_call(span);
+            }
             return Err(err);
         }
         let model = Rc::new(Model {
@@ -508,7 +528,7 @@ impl Interpreter {
     }
 
     /// Builds `model` on two probes (module doc); leaves it unbuilt when they disagree or
-    /// fail. Only an interrupt is reported.
+    /// fail. Only an interrupt or runaway recursion is reported.
     fn probe_build(&mut self, model: &Rc<Model>) -> EvalResult<()> {
         let rng_before = tensor::random::state();
         let out = std::mem::replace(&mut self.out, Box::new(std::io::sink()));
@@ -532,9 +552,11 @@ impl Interpreter {
         self.out = out;
         self.warnings.truncate(warnings);
         self.warned = warned;
+        // A probe that recursed too deep would do so again on the real call, whose own
+        // nested builds would probe again: reporting it now keeps a runaway build linear.
         for result in [&first, &second] {
             if let Err(err) = result
-                && matches!(**err, RuntimeError::Interrupted { .. })
+                && (matches!(**err, RuntimeError::Interrupted { .. }) || err.is_too_deep())
             {
                 model.reset();
                 tensor::random::set_state(rng_before);
@@ -699,16 +721,7 @@ impl Interpreter {
         span: Span,
         training: bool,
     ) -> EvalResult<Value> {
-        if self.env.depth() >= self.recursion_limit {
-            return Err(Box::new(RuntimeError::value(
-                format!(
-                    "maximum recursion depth ({}) exceeded",
-                    self.recursion_limit
-                ),
-                span,
-                format!("call to `{}` too deep", model.net_name()),
-            )));
-        }
+        self.check_net_depth(model.net_name(), span)?;
         let recording = !model.is_built();
         if recording {
             model.reset();
