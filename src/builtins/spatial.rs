@@ -464,7 +464,12 @@ fn spatial_diagnostic(
                     channels(*expected)
                 ),
                 spans.input,
-                format!("{input_label}: {} in dim 1", channels(*actual)),
+                // The channel dim is the third from the end: 1 of [N, C, H, W], 0 of [C, H, W].
+                format!(
+                    "{input_label}: {} in dim {}",
+                    channels(*actual),
+                    input_shape.len().saturating_sub(3)
+                ),
             );
             match arg("in_channels") {
                 Some(at) => d = d.with_label(at, format!("in_channels is {expected}")),

@@ -5,7 +5,7 @@ use std::rc::Rc;
 
 use super::dim::SymDim;
 use super::error::{CheckError, CheckWarning};
-use super::rules::{Bound, default_ty, pair};
+use super::rules::{Bound, concrete_shape, default_ty, pair};
 use super::ty::{Grad, LayerTy, TensorTy, Ty, shape_string};
 use super::walk::{Checker, derived};
 use crate::builtins::{BuiltinDef, pointwise, spatial};
@@ -14,6 +14,7 @@ use crate::diagnostic::layers::{
 };
 use crate::diagnostic::{TensorCode, TensorDiagnostic};
 use crate::source::Span;
+use crate::tensor::checks;
 use crate::tensor::receptive_field::AxisField;
 use crate::tensor::shape::{self, ShapeError, SpatialOp};
 
@@ -229,10 +230,17 @@ impl Checker {
         let Ty::Tensor(t) = input else {
             return Ty::Unknown;
         };
-        let grad = if self.no_grad {
-            Grad::No
-        } else {
-            Grad::Unknown
+        // A layer with parameters gives an output that requires grad (unless the program
+        // changes `requires_grad` by hand); one without passes the input's flag on.
+        let parameters = matches!(
+            l.kind,
+            "Conv2d" | "ConvTranspose2d" | "Linear" | "BatchNorm2d"
+        );
+        let grad = match (self.no_grad, parameters, self.grad_tracked) {
+            (true, ..) => Grad::No,
+            (false, true, true) => Grad::Yes,
+            (false, true, false) => Grad::Unknown,
+            (false, false, _) => derived(t.grad, false),
         };
         let keep = |t: &TensorTy| {
             Ty::Tensor(TensorTy {
@@ -270,13 +278,31 @@ impl Checker {
                 else {
                     return unknown;
                 };
-                let n = shape.len() as i64;
-                let s = if start < 0 { start + n } else { start };
-                let e = if end < 0 { end + n } else { end };
-                if n == 0 || s < 0 || e >= n || s > e {
+                // A 0-dim input flattens to [1], whatever the dims.
+                if shape.is_empty() {
+                    return Ty::Tensor(TensorTy {
+                        shape: Some(vec![SymDim::constant(1)]),
+                        grad,
+                        field: None,
+                    });
+                }
+                let n = shape.len();
+                let index = |d: i64| checks::dim_index("flatten", d, &[], n);
+                let (Ok(s), Ok(e)) = (index(start), index(end)) else {
+                    // The run-time check's words need the sizes.
+                    if let Some(concrete) = concrete_shape(shape) {
+                        let err = checks::dim_index("flatten", start, &concrete, n)
+                            .and_then(|_| checks::dim_index("flatten", end, &concrete, n));
+                        if let Err(err) = err {
+                            self.tensor_error(err, span);
+                            return Ty::Unknown;
+                        }
+                    }
+                    return unknown;
+                };
+                if s > e {
                     return unknown;
                 }
-                let (s, e) = (s as usize, e as usize);
                 let mut out: Vec<SymDim> = shape[..s].to_vec();
                 out.push(
                     shape[s..=e]
@@ -336,7 +362,20 @@ impl Checker {
             // whose channels match (or `BatchNorm2d(_)`, which takes them from the input) is
             // all the checker vouches for; the rest the run-time check reports.
             "BatchNorm2d" => match &t.shape {
-                Some(shape) if shape.len() == 4 => {
+                Some(shape) if shape.len() != 4 => {
+                    let d = layer_rank(
+                        "BatchNorm2d",
+                        "a 4-D [N, C, H, W] input",
+                        &shape_string(shape),
+                        shape.len(),
+                        shape.len() == 3,
+                        at,
+                        l.span,
+                    );
+                    self.error(CheckError::Shape(Box::new(d)));
+                    Ty::Unknown
+                }
+                Some(shape) => {
                     if let (Some(features), Some(channels)) =
                         (l.int("num_features"), shape[1].as_const())
                         && features != channels
@@ -352,7 +391,13 @@ impl Checker {
                         self.error(CheckError::Shape(Box::new(d)));
                         return Ty::Unknown;
                     }
-                    keep(t)
+                    // Its weight and bias require grad: so does the output, unless the
+                    // parameters were changed by hand.
+                    Ty::Tensor(TensorTy {
+                        shape: t.shape.clone(),
+                        grad,
+                        field: t.field.clone(),
+                    })
                 }
                 _ => unknown,
             },

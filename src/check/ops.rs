@@ -500,6 +500,14 @@ impl Checker {
                     .iter()
                     .map(|&d| SymDim::constant(if d == -1 { numel / known.max(1) } else { d }))
                     .collect();
+                // A leaf made by a constructor is contiguous, so its reshape is a view of
+                // it; past that, contiguity is not tracked and only `view` is surely one.
+                let grad = match t.grad {
+                    Grad::Leaf if !self.no_grad => Grad::LeafView,
+                    Grad::LeafView if m == "view" && !self.no_grad => Grad::LeafView,
+                    Grad::LeafView => Grad::Unknown,
+                    _ => grad,
+                };
                 Ty::Tensor(TensorTy::of(out, grad))
             }
             _ => unknown,

@@ -207,20 +207,38 @@ impl Checker {
             } => {
                 let before = self.scopes.clone();
                 let mut outcomes = Vec::new();
-                for (i, (cond, body)) in branches.iter().enumerate() {
-                    if i == 0 {
-                        self.expr(cond);
+                // While every condition so far was known false, the next one is certainly
+                // evaluated, and a known-true one is certainly the branch taken: only it is
+                // walked, as only it runs (a net built with `down=false` has no pooling).
+                let mut decided = true;
+                for (cond, body) in branches {
+                    let taken = if decided {
+                        known_truth(&self.expr(cond))
                     } else {
                         self.with_flags(false, |c| c.expr(cond));
+                        None
+                    };
+                    match taken {
+                        Some(true) => {
+                            self.block(body);
+                            return;
+                        }
+                        Some(false) => continue,
+                        None => decided = false,
                     }
                     self.with_flags(false, |c| c.block(body));
                     outcomes.push(std::mem::replace(&mut self.scopes, before.clone()));
                 }
                 match otherwise {
+                    Some(body) if decided => {
+                        self.block(body);
+                        return;
+                    }
                     Some(body) => {
                         self.with_flags(false, |c| c.block(body));
                         outcomes.push(std::mem::replace(&mut self.scopes, before.clone()));
                     }
+                    None if decided => return,
                     None => outcomes.push(before.clone()),
                 }
                 self.scopes = join_scopes(&outcomes);
@@ -396,14 +414,7 @@ impl Checker {
                     None => value_ty,
                     Some(op) => match &current {
                         Ty::Tensor(t) => {
-                            let name = match op {
-                                BinOp::Add => Some("add_"),
-                                BinOp::Sub => Some("sub_"),
-                                BinOp::Mul => Some("mul_"),
-                                BinOp::Div => Some("div_"),
-                                _ => None,
-                            };
-                            if let Some(name) = name {
+                            if let Some(name) = inplace_name(op) {
                                 self.check_inplace(t, name, statement);
                             }
                             current.clone()
@@ -415,12 +426,23 @@ impl Checker {
             }
             _ => {
                 // `x[i] = v`, `layer.weight = v`: the object's names must exist.
-                self.expr(target);
+                let written = self.expr(target);
+                // A write into `x[i]` is an in-place op on a view of `x`.
+                if let (ExprKind::Index { .. }, Ty::Tensor(t)) = (&target.node, &written) {
+                    let name = match (op, &value_ty) {
+                        (Some(op), _) => inplace_name(op),
+                        (None, Ty::Tensor(_)) => Some("copy_"),
+                        (None, Ty::Int(_) | Ty::Float | Ty::Bool(_)) => Some("fill_"),
+                        _ => None,
+                    };
+                    if let Some(name) = name {
+                        self.check_inplace(t, name, statement);
+                    }
+                }
             }
         }
     }
 
-    /// E0403 for an in-place write to `t`, when it is certainly a leaf requiring grad.
     /// E0403 for the in-place op `op` on a leaf that requires grad, or a view of one, as
     /// the run-time check reports it.
     pub(super) fn check_inplace(&mut self, t: &TensorTy, op: &'static str, span: Span) {
@@ -571,6 +593,28 @@ pub(super) fn derived(g: Grad, no_grad: bool) -> Grad {
     match g {
         Grad::Leaf | Grad::LeafView | Grad::Yes => Grad::Yes,
         other => other,
+    }
+}
+
+/// The in-place op an augmented assignment to a tensor runs (`x += y` is `x.add_(y)`); the
+/// other operators are not in-place on tensors.
+fn inplace_name(op: BinOp) -> Option<&'static str> {
+    match op {
+        BinOp::Add => Some("add_"),
+        BinOp::Sub => Some("sub_"),
+        BinOp::Mul => Some("mul_"),
+        BinOp::Div => Some("div_"),
+        _ => None,
+    }
+}
+
+/// Whether a condition of this type is known to be true or false (Python truthiness of a
+/// constant bool or int).
+fn known_truth(t: &Ty) -> Option<bool> {
+    match t {
+        Ty::Bool(Some(b)) => Some(*b),
+        Ty::Int(Some(i)) => Some(*i != 0),
+        _ => None,
     }
 }
 
