@@ -1674,3 +1674,355 @@ fn normalisation_layers_match_pytorch() {
         run_pytorch_case(case);
     }
 }
+
+#[test]
+fn instance_norm_running_statistics_match_pytorch() {
+    use pytorch_layers::*;
+    let x = t(NORMS[7].x, NORMS[7].x_shape);
+    let rm = v(INSTANCE_RUNNING_MEAN_BEFORE);
+    let rv = v(INSTANCE_RUNNING_VAR_BEFORE);
+    let y = x
+        .instance_norm(InstanceNormArgs {
+            running_mean: Some(&rm),
+            running_var: Some(&rv),
+            momentum: 0.3,
+            ..InstanceNormArgs::default()
+        })
+        .unwrap();
+    // Input statistics normalise whether or not running ones are kept.
+    assert_pytorch(&y.to_vec(), NORMS[7].y, "instance_norm with running stats");
+    assert_pytorch(&rm.to_vec(), INSTANCE_RUNNING_MEAN_AFTER, "running_mean");
+    assert_pytorch(&rv.to_vec(), INSTANCE_RUNNING_VAR_AFTER, "running_var");
+
+    // Without input statistics the running ones normalise, as batch_norm in eval.
+    let x = leaf(NORMS[7].x, NORMS[7].x_shape);
+    let w = leaf(NORMS[8].w.unwrap(), &[3]);
+    let b = leaf(NORMS[8].b.unwrap(), &[3]);
+    let (rm, rv) = (
+        v(INSTANCE_RUNNING_MEAN_BEFORE),
+        v(INSTANCE_RUNNING_VAR_BEFORE),
+    );
+    let y = x
+        .instance_norm(InstanceNormArgs {
+            running_mean: Some(&rm),
+            running_var: Some(&rv),
+            weight: Some(&w),
+            bias: Some(&b),
+            use_input_stats: false,
+            ..InstanceNormArgs::default()
+        })
+        .unwrap();
+    assert_pytorch(&y.to_vec(), INSTANCE_EVAL_Y, "instance_norm eval");
+    y.backward(Some(&t(NORMS[7].g, x.shape())), false).unwrap();
+    assert_pytorch(
+        &grad_of(&x),
+        INSTANCE_EVAL_X_GRAD,
+        "instance_norm eval x grad",
+    );
+    assert_pytorch(
+        &grad_of(&w),
+        INSTANCE_EVAL_W_GRAD,
+        "instance_norm eval w grad",
+    );
+    assert_pytorch(
+        &grad_of(&b),
+        INSTANCE_EVAL_B_GRAD,
+        "instance_norm eval b grad",
+    );
+    assert_eq!(
+        rm.to_vec(),
+        INSTANCE_RUNNING_MEAN_BEFORE,
+        "left alone in eval"
+    );
+}
+
+#[test]
+fn gradcheck_activations() {
+    // Spread over [-4.5, 4.5] so every piece of the piecewise ones is visited.
+    let a = input(&[4, 6], 40).mul_scalar(3.0).unwrap().detach();
+    a.requires_grad_(true).unwrap();
+    let wide = a.detach().mul_scalar(1.5).unwrap();
+    wide.requires_grad_(true).unwrap();
+    gradcheck(vec![wide.clone()], |x| x[0].relu6());
+    gradcheck(vec![a.clone()], |x| x[0].hardtanh(-1.0, 2.0));
+    gradcheck(vec![a.clone()], |x| x[0].gelu(GeluApproximate::None));
+    gradcheck(vec![a.clone()], |x| x[0].gelu(GeluApproximate::Tanh));
+    gradcheck(vec![a.clone()], |x| x[0].silu());
+    gradcheck(vec![a.clone()], |x| x[0].hardswish());
+    gradcheck(vec![a.clone()], |x| x[0].hardsigmoid());
+    gradcheck(vec![a.clone()], |x| x[0].elu(1.0));
+    gradcheck(vec![a.clone()], |x| x[0].elu(0.3));
+}
+
+#[test]
+fn gradcheck_adaptive_pooling() {
+    let x = input(&[2, 3, 5, 7], 41);
+    for size in [[3, 4], [2, 3], [1, 1], [5, 7], [7, 9], [1, 5]] {
+        gradcheck(vec![x.clone()], |x| x[0].adaptive_avg_pool2d(size));
+        gradcheck(vec![x.clone()], |x| x[0].adaptive_max_pool2d(size));
+    }
+    let unbatched = input(&[2, 4, 5], 42);
+    gradcheck(vec![unbatched.clone()], |x| {
+        x[0].adaptive_avg_pool2d([3, 2])
+    });
+    gradcheck(vec![unbatched.clone()], |x| {
+        x[0].adaptive_max_pool2d([3, 2])
+    });
+}
+
+#[test]
+fn gradcheck_normalisation_layers() {
+    let x = input(&[2, 6, 5], 43);
+    let (w, b) = (input(&[6], 44), input(&[6], 45));
+    for groups in [1, 2, 3, 6] {
+        gradcheck(vec![x.clone(), w.clone(), b.clone()], |x| {
+            x[0].group_norm(groups, Some(&x[1]), Some(&x[2]), 1e-5)
+        });
+    }
+    gradcheck(vec![x.clone()], |x| x[0].group_norm(2, None, None, 1e-5));
+    gradcheck(vec![x.clone(), w.clone()], |x| {
+        x[0].group_norm(3, Some(&x[1]), None, 1e-5)
+    });
+
+    let (lw, lb) = (input(&[6, 5], 46), input(&[6, 5], 47));
+    gradcheck(vec![x.clone(), lw.clone(), lb.clone()], |x| {
+        x[0].layer_norm(&[6, 5], Some(&x[1]), Some(&x[2]), 1e-5)
+    });
+    let (lw, lb) = (input(&[5], 48), input(&[5], 49));
+    gradcheck(vec![x.clone(), lw.clone(), lb.clone()], |x| {
+        x[0].layer_norm(&[5], Some(&x[1]), Some(&x[2]), 1e-5)
+    });
+    gradcheck(vec![x.clone()], |x| x[0].layer_norm(&[5], None, None, 1e-5));
+
+    let planes = input(&[2, 3, 2, 3], 50);
+    let (iw, ib) = (input(&[3], 51), input(&[3], 52));
+    gradcheck(vec![planes.clone(), iw.clone(), ib.clone()], |x| {
+        x[0].instance_norm(InstanceNormArgs {
+            weight: Some(&x[1]),
+            bias: Some(&x[2]),
+            ..InstanceNormArgs::default()
+        })
+    });
+    gradcheck(vec![planes.clone()], |x| {
+        x[0].instance_norm(InstanceNormArgs::default())
+    });
+    let (rm, rv) = (
+        Tensor::zeros(&[3]).unwrap(),
+        Tensor::ones(&[3]).unwrap().mul_scalar(2.0).unwrap(),
+    );
+    gradcheck(vec![planes.clone(), iw.clone(), ib.clone()], |x| {
+        x[0].instance_norm(InstanceNormArgs {
+            running_mean: Some(&rm),
+            running_var: Some(&rv),
+            weight: Some(&x[1]),
+            bias: Some(&x[2]),
+            use_input_stats: false,
+            ..InstanceNormArgs::default()
+        })
+    });
+}
+
+#[test]
+fn dropout2d_zeroes_whole_channels_from_dropouts_stream() {
+    let x = input(&[3, 4, 2, 5], 53);
+    seed(7);
+    let y = x.dropout2d(0.5, true).unwrap();
+    // The same draws, one per channel, decide dropout of a [3, 4] tensor of ones.
+    seed(7);
+    let kept = Tensor::ones(&[3, 4])
+        .unwrap()
+        .dropout(0.5, true)
+        .unwrap()
+        .to_vec();
+    assert!(kept.contains(&0.0) && kept.contains(&2.0), "{kept:?}");
+    let (xs, ys) = (x.to_vec(), y.to_vec());
+    for (plane, &scale) in kept.iter().enumerate() {
+        for i in plane * 10..(plane + 1) * 10 {
+            assert_eq!(ys[i], xs[i] * scale, "channel {plane}");
+        }
+    }
+    assert_eq!(y.grad_fn_name(), Some("MulBackward0"));
+    y.sum().unwrap().backward(None, false).unwrap();
+    let expected: Vec<f32> = kept.iter().flat_map(|&k| [k; 10]).collect();
+    assert_eq!(grad_of(&x), expected);
+    seed(7);
+    gradcheck(vec![x.clone()], |x| {
+        seed(7);
+        x[0].dropout2d(0.3, true)
+    });
+
+    // A 3-D input is [N, C, L], as PyTorch's dropout2d takes it.
+    seed(8);
+    let y = Tensor::ones(&[4, 3, 5])
+        .unwrap()
+        .dropout2d(0.5, true)
+        .unwrap()
+        .to_vec();
+    for row in y.chunks(5) {
+        assert!(row.iter().all(|&v| v == row[0]), "{row:?}");
+    }
+    // Not training, or p = 0: the input itself.
+    let same = x.dropout2d(0.5, false).unwrap();
+    assert!(Tensor::same_tensor(&same, &x));
+    assert!(Tensor::same_tensor(&x.dropout2d(0.0, true).unwrap(), &x));
+    assert_eq!(
+        x.dropout2d(1.0, true).unwrap().to_vec(),
+        vec![0.0; x.numel()]
+    );
+}
+
+#[test]
+fn new_layers_name_their_nodes_as_pytorch() {
+    let x = input(&[1, 2, 3, 3], 54);
+    let names = [
+        (x.relu6(), "HardtanhBackward0"),
+        (x.gelu(GeluApproximate::Tanh), "GeluBackward0"),
+        (x.silu(), "SiluBackward0"),
+        (x.hardswish(), "HardswishBackward0"),
+        (x.hardsigmoid(), "HardsigmoidBackward0"),
+        (x.elu(1.0), "EluBackward0"),
+        (x.adaptive_avg_pool2d([2, 2]), "AdaptiveAvgPool2DBackward0"),
+        (x.adaptive_avg_pool2d([1, 1]), "MeanBackward1"),
+        (x.adaptive_max_pool2d([2, 2]), "AdaptiveMaxPool2DBackward0"),
+        (
+            x.group_norm(2, None, None, 1e-5),
+            "NativeGroupNormBackward0",
+        ),
+        (
+            x.layer_norm(&[3, 3], None, None, 1e-5),
+            "NativeLayerNormBackward0",
+        ),
+        (
+            x.instance_norm(InstanceNormArgs::default()),
+            "ViewBackward0",
+        ),
+    ];
+    for (y, name) in names {
+        assert_eq!(y.unwrap().grad_fn_name(), Some(name));
+    }
+}
+
+#[test]
+fn new_layers_reject_bad_input_with_typed_errors() {
+    let x = Tensor::zeros(&[2, 6, 4, 4]).unwrap();
+    let rank = |r: Result<Tensor>, op: &str| match r {
+        Err(TensorError::Rank { op: got, .. }) => assert_eq!(got, op),
+        other => panic!("{op}: expected a rank error, got {other:?}"),
+    };
+    let flat = Tensor::zeros(&[6]).unwrap();
+    rank(flat.adaptive_avg_pool2d([2, 2]), "adaptive_avg_pool2d");
+    rank(flat.adaptive_max_pool2d([2, 2]), "adaptive_max_pool2d");
+    rank(flat.group_norm(2, None, None, 1e-5), "group_norm");
+    rank(
+        flat.instance_norm(InstanceNormArgs::default()),
+        "instance_norm",
+    );
+    rank(flat.dropout2d(0.5, true), "dropout2d");
+    rank(
+        Tensor::zeros(&[1, 1, 1, 2, 2])
+            .unwrap()
+            .dropout2d(0.5, false),
+        "dropout2d",
+    );
+
+    let err = x.adaptive_avg_pool2d([0, 3]).unwrap_err();
+    assert_eq!(
+        err,
+        TensorError::Spatial(ShapeError::AdaptiveOutputSize {
+            op: "adaptive_avg_pool2d",
+            output_size: [0, 3],
+        })
+    );
+    assert_eq!(
+        err.to_string(),
+        "adaptive_avg_pool2d: output_size must be at least 1 in each dimension, got [0, 3]"
+    );
+    let empty = Tensor::zeros(&[1, 2, 0, 3]).unwrap();
+    assert_eq!(
+        empty.adaptive_max_pool2d([1, 1]).unwrap_err().to_string(),
+        "adaptive_max_pool2d: expected an input with non-empty spatial dimensions, got shape [1, 2, 0, 3]"
+    );
+
+    let err = x.group_norm(4, None, None, 1e-5).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "group_norm: num_groups (4) must be at least 1 and divide the channels (6) of an input of shape [2, 6, 4, 4]"
+    );
+    assert!(matches!(
+        x.group_norm(0, None, None, 1e-5),
+        Err(TensorError::Spatial(
+            ShapeError::GroupsNotDividingChannels { .. }
+        ))
+    ));
+    let w4 = Tensor::ones(&[4]).unwrap();
+    assert_eq!(
+        x.group_norm(3, Some(&w4), None, 1e-5)
+            .unwrap_err()
+            .to_string(),
+        "group_norm: shapes [4] and [6] do not match (weight and bias need one value per channel)"
+    );
+
+    assert_eq!(
+        x.layer_norm(&[3, 4], None, None, 1e-5)
+            .unwrap_err()
+            .to_string(),
+        "layer_norm: shapes [2, 6, 4, 4] and [3, 4] do not match (normalized_shape must equal the input's last 2 dimensions)"
+    );
+    assert!(matches!(
+        x.layer_norm(&[1, 2, 6, 4, 4], None, None, 1e-5),
+        Err(TensorError::ShapeMismatch { .. })
+    ));
+    assert!(matches!(
+        x.layer_norm(&[], None, None, 1e-5),
+        Err(TensorError::Value {
+            op: "layer_norm",
+            ..
+        })
+    ));
+    assert_eq!(
+        x.layer_norm(&[4], Some(&Tensor::ones(&[4, 1]).unwrap()), None, 1e-5)
+            .unwrap_err()
+            .to_string(),
+        "layer_norm: shapes [4, 1] and [4] do not match (weight and bias must have the shape normalized_shape)"
+    );
+
+    let single = Tensor::zeros(&[2, 3, 1, 1]).unwrap();
+    assert!(matches!(
+        single.instance_norm(InstanceNormArgs::default()),
+        Err(TensorError::Value {
+            op: "instance_norm",
+            ..
+        })
+    ));
+    assert!(matches!(
+        x.instance_norm(InstanceNormArgs {
+            use_input_stats: false,
+            ..InstanceNormArgs::default()
+        }),
+        Err(TensorError::Value {
+            op: "instance_norm",
+            ..
+        })
+    ));
+    assert!(matches!(
+        x.instance_norm(InstanceNormArgs {
+            weight: Some(&w4),
+            ..InstanceNormArgs::default()
+        }),
+        Err(TensorError::ShapeMismatch {
+            op: "instance_norm",
+            ..
+        })
+    ));
+    assert!(matches!(
+        x.dropout2d(1.5, true),
+        Err(TensorError::Value {
+            op: "dropout2d",
+            ..
+        })
+    ));
+    assert!(matches!(
+        x.hardtanh(2.0, 1.0),
+        Err(TensorError::Value { op: "hardtanh", .. })
+    ));
+}
