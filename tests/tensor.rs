@@ -1737,6 +1737,14 @@ fn instance_norm_running_statistics_match_pytorch() {
 }
 
 #[test]
+fn gelu_approximate_is_named_as_in_pytorch() {
+    for mode in [GeluApproximate::None, GeluApproximate::Tanh] {
+        assert_eq!(GeluApproximate::from_name(mode.name()), Some(mode));
+    }
+    assert_eq!(GeluApproximate::from_name("erf"), None);
+}
+
+#[test]
 fn gradcheck_activations() {
     // Spread over [-4.5, 4.5] so every piece of the piecewise ones is visited.
     let a = input(&[4, 6], 40).mul_scalar(3.0).unwrap().detach();

@@ -23,6 +23,26 @@ pub enum GeluApproximate {
     Tanh,
 }
 
+impl GeluApproximate {
+    /// The value of PyTorch's `approximate=` argument: `"none"` or `"tanh"`; `None` for any
+    /// other string.
+    pub fn from_name(name: &str) -> Option<GeluApproximate> {
+        match name {
+            "none" => Some(GeluApproximate::None),
+            "tanh" => Some(GeluApproximate::Tanh),
+            _ => None,
+        }
+    }
+
+    /// The name PyTorch spells it with (`"none"`, `"tanh"`), as a layer's repr shows it.
+    pub fn name(self) -> &'static str {
+        match self {
+            GeluApproximate::None => "none",
+            GeluApproximate::Tanh => "tanh",
+        }
+    }
+}
+
 /// `√(2/π)`, the tanh form's inner scale (PyTorch's `M_SQRT2 * M_2_SQRTPI * 0.5`).
 const GELU_BETA: f64 = std::f64::consts::SQRT_2 * std::f64::consts::FRAC_2_SQRT_PI * 0.5;
 /// The tanh form's cubic coefficient.
