@@ -12,6 +12,7 @@ use crate::tensor::core::Tensor;
 use crate::tensor::derivatives::Op;
 use crate::tensor::error::{Result, TensorError};
 use crate::tensor::ops::elementwise::sigmoid;
+use std::f32::consts::{FRAC_1_SQRT_2, FRAC_2_SQRT_PI, SQRT_2};
 
 /// `gelu`'s `approximate` argument.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -44,9 +45,9 @@ impl GeluApproximate {
 }
 
 /// `√(2/π)`, the tanh form's inner scale (PyTorch's `M_SQRT2 * M_2_SQRTPI * 0.5`).
-const GELU_BETA: f64 = std::f64::consts::SQRT_2 * std::f64::consts::FRAC_2_SQRT_PI * 0.5;
+const GELU_BETA: f32 = SQRT_2 * FRAC_2_SQRT_PI * 0.5;
 /// The tanh form's cubic coefficient.
-const GELU_KAPPA: f64 = 0.044715;
+const GELU_KAPPA: f32 = 0.044715;
 
 /// `hardtanh(x)`: `x` limited to `[min, max]`; NaN stays NaN, as PyTorch's clamp.
 fn hardtanh(x: f32, min: f32, max: f32) -> f32 {
@@ -66,35 +67,29 @@ pub(crate) fn hardtanh_slope(x: f32, min: f32, max: f32) -> f32 {
 }
 
 fn gelu(x: f32, approximate: GeluApproximate) -> f32 {
-    let x = f64::from(x);
-    let y = match approximate {
-        GeluApproximate::None => 0.5 * x * (1.0 + libm::erf(x * std::f64::consts::FRAC_1_SQRT_2)),
+    match approximate {
+        GeluApproximate::None => 0.5 * x * (1.0 + libm::erff(x * FRAC_1_SQRT_2)),
         GeluApproximate::Tanh => {
             0.5 * x * (1.0 + (GELU_BETA * (x + GELU_KAPPA * x * x * x)).tanh())
         }
-    };
-    y as f32
+    }
 }
 
 /// d gelu / dx: `Φ(x) + x·φ(x)` for the exact form; the product rule through the tanh for
-/// the approximation (PyTorch's `GeluBackward` formulas).
+/// the approximation (PyTorch's `GeluBackward` formulas, in `f32` as PyTorch's CPU kernel).
 pub(crate) fn gelu_slope(x: f32, approximate: GeluApproximate) -> f32 {
-    let x = f64::from(x);
-    let slope = match approximate {
+    match approximate {
         GeluApproximate::None => {
-            let cdf = 0.5 * (1.0 + libm::erf(x * std::f64::consts::FRAC_1_SQRT_2));
-            let pdf = (-0.5 * x * x).exp() * (std::f64::consts::FRAC_2_SQRT_PI * 0.5)
-                / std::f64::consts::SQRT_2;
+            let cdf = 0.5 * (1.0 + libm::erff(x * FRAC_1_SQRT_2));
+            let pdf = (-0.5 * x * x).exp() * (FRAC_2_SQRT_PI * 0.5 * FRAC_1_SQRT_2);
             cdf + x * pdf
         }
         GeluApproximate::Tanh => {
-            let inner = GELU_BETA * (x + GELU_KAPPA * x * x * x);
-            let t = inner.tanh();
+            let t = (GELU_BETA * (x + GELU_KAPPA * x * x * x)).tanh();
             let inner_slope = GELU_BETA * (1.0 + 3.0 * GELU_KAPPA * x * x);
             0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * inner_slope
         }
-    };
-    slope as f32
+    }
 }
 
 fn silu(x: f32) -> f32 {

@@ -108,37 +108,83 @@ impl RowStats {
     }
 }
 
+/// The affine parameters as slices, ones and zeros standing in for absent ones (one small
+/// allocation per call keeps the row loops branch-free).
+struct Affine {
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+}
+
+impl Affine {
+    fn new(layout: &RowLayout, weight: Option<&[f32]>, bias: Option<&[f32]>) -> Affine {
+        let len = layout.groups.max(1) * layout.segments();
+        Affine {
+            weight: weight.map_or_else(|| vec![1.0; len], <[f32]>::to_vec),
+            bias: bias.map_or_else(|| vec![0.0; len], <[f32]>::to_vec),
+        }
+    }
+
+    /// The weights and biases of row `r`'s segments.
+    fn row(&self, layout: &RowLayout, r: usize) -> (&[f32], &[f32]) {
+        let start = layout.param(r, 0);
+        let end = start + layout.segments();
+        (&self.weight[start..end], &self.bias[start..end])
+    }
+}
+
 /// `y = (x - mean)·rstd·weight + bias`, row by row.
-fn normalize(
-    layout: &RowLayout,
-    stats: &RowStats,
-    x: &[f32],
-    weight: Option<&[f32]>,
-    bias: Option<&[f32]>,
-) -> Vec<f32> {
+fn normalize(layout: &RowLayout, stats: &RowStats, x: &[f32], affine: &Affine) -> Vec<f32> {
     let mut y = vec![0.0f32; x.len()];
     if x.is_empty() {
         return y;
     }
+    let seg = layout.segment_len;
     y.par_chunks_mut(layout.row_len)
         .zip(x.par_chunks(layout.row_len))
         .enumerate()
         .with_min_len(layout.rows_per_task())
         .for_each(|(r, (y_row, x_row))| {
             let (mean, rstd) = (stats.mean[r], stats.rstd[r]);
-            let segments = y_row
-                .chunks_mut(layout.segment_len)
-                .zip(x_row.chunks(layout.segment_len));
-            for (k, (ys, xs)) in segments.enumerate() {
-                let p = layout.param(r, k);
-                let scale = rstd * weight.map_or(1.0, |w| w[p]);
-                let shift = bias.map_or(0.0, |b| b[p]);
+            let (ws, bs) = affine.row(layout, r);
+            if seg == 1 {
+                // One parameter per element (layer norm): a flat, vectorisable loop.
+                let params = ws.iter().zip(bs);
+                for ((y, &x), (&w, &b)) in y_row.iter_mut().zip(x_row).zip(params) {
+                    *y = (x - mean) * (rstd * w) + b;
+                }
+                return;
+            }
+            let segments = y_row.chunks_mut(seg).zip(x_row.chunks(seg));
+            for ((ys, xs), (&w, &b)) in segments.zip(ws.iter().zip(bs)) {
+                let scale = rstd * w;
                 for (y, &x) in ys.iter_mut().zip(xs) {
-                    *y = (x - mean) * scale + shift;
+                    *y = (x - mean) * scale + b;
                 }
             }
         });
     y
+}
+
+/// Calls `f(x, g, w)` for every element of a row with its segment's weight.
+fn for_each_weighted(
+    seg: usize,
+    x_row: &[f32],
+    dy_row: &[f32],
+    ws: &[f32],
+    mut f: impl FnMut(usize, f32, f32, f32),
+) {
+    if seg == 1 {
+        for (j, ((&x, &g), &w)) in x_row.iter().zip(dy_row).zip(ws).enumerate() {
+            f(j, x, g, w);
+        }
+        return;
+    }
+    let segments = x_row.chunks(seg).zip(dy_row.chunks(seg)).zip(ws);
+    for (k, ((xs, gs), &w)) in segments.enumerate() {
+        for (i, (&x, &g)) in xs.iter().zip(gs).enumerate() {
+            f(k * seg + i, x, g, w);
+        }
+    }
 }
 
 /// With `x̂ = (x - mean)·rstd` and `y = w·x̂ + b` over the `K` elements of a row:
@@ -147,7 +193,7 @@ fn normalize_backward_input(
     layout: &RowLayout,
     stats: &RowStats,
     x: &[f32],
-    weight: Option<&[f32]>,
+    affine: &Affine,
     dy: &[f32],
 ) -> Vec<f32> {
     let mut dx = vec![0.0f32; x.len()];
@@ -155,6 +201,7 @@ fn normalize_backward_input(
         return dx;
     }
     let len = layout.row_len as f64;
+    let seg = layout.segment_len;
     dx.par_chunks_mut(layout.row_len)
         .zip(x.par_chunks(layout.row_len))
         .zip(dy.par_chunks(layout.row_len))
@@ -162,28 +209,18 @@ fn normalize_backward_input(
         .with_min_len(layout.rows_per_task())
         .for_each(|(r, ((dx_row, x_row), dy_row))| {
             let (mean, rstd) = (stats.mean[r], stats.rstd[r]);
-            let weight_of = |k: usize| weight.map_or(1.0, |w| w[layout.param(r, k)]);
-            let seg = layout.segment_len;
+            let (ws, _) = affine.row(layout, r);
             let (mut sum_g, mut sum_gx) = (0.0f64, 0.0f64);
-            for (k, (xs, gs)) in x_row.chunks(seg).zip(dy_row.chunks(seg)).enumerate() {
-                let w = weight_of(k);
-                for (&x, &g) in xs.iter().zip(gs) {
-                    let gw = f64::from(g * w);
-                    sum_g += gw;
-                    sum_gx += gw * f64::from((x - mean) * rstd);
-                }
-            }
+            for_each_weighted(seg, x_row, dy_row, ws, |_, x, g, w| {
+                let gw = f64::from(g * w);
+                sum_g += gw;
+                sum_gx += gw * f64::from((x - mean) * rstd);
+            });
             let (mean_g, mean_gx) = ((sum_g / len) as f32, (sum_gx / len) as f32);
-            let segments = dx_row
-                .chunks_mut(seg)
-                .zip(x_row.chunks(seg).zip(dy_row.chunks(seg)));
-            for (k, (dxs, (xs, gs))) in segments.enumerate() {
-                let w = weight_of(k);
-                for (dx, (&x, &g)) in dxs.iter_mut().zip(xs.iter().zip(gs)) {
-                    let xhat = (x - mean) * rstd;
-                    *dx = rstd * (g * w - mean_g - xhat * mean_gx);
-                }
-            }
+            for_each_weighted(seg, x_row, dy_row, ws, |j, x, g, w| {
+                let xhat = (x - mean) * rstd;
+                dx_row[j] = rstd * (g * w - mean_g - xhat * mean_gx);
+            });
         });
     dx
 }
@@ -198,22 +235,31 @@ fn normalize_backward_params(
 ) -> (Vec<f32>, Vec<f32>) {
     let mut dw = vec![0.0f64; param_len];
     let mut db = vec![0.0f64; param_len];
+    let seg = layout.segment_len;
     if !x.is_empty() {
         let rows = x.chunks(layout.row_len).zip(dy.chunks(layout.row_len));
         for (r, (x_row, dy_row)) in rows.enumerate() {
             let (mean, rstd) = (stats.mean[r], stats.rstd[r]);
-            let segments = x_row
-                .chunks(layout.segment_len)
-                .zip(dy_row.chunks(layout.segment_len));
-            for (k, (xs, gs)) in segments.enumerate() {
-                let p = layout.param(r, k);
+            let start = layout.param(r, 0);
+            let dw_row = &mut dw[start..start + layout.segments()];
+            let db_row = &mut db[start..start + layout.segments()];
+            if seg == 1 {
+                let sums = dw_row.iter_mut().zip(db_row.iter_mut());
+                for ((dw, db), (&x, &g)) in sums.zip(x_row.iter().zip(dy_row)) {
+                    *dw += f64::from(g * ((x - mean) * rstd));
+                    *db += f64::from(g);
+                }
+                continue;
+            }
+            let segments = x_row.chunks(seg).zip(dy_row.chunks(seg));
+            for ((dw, db), (xs, gs)) in dw_row.iter_mut().zip(db_row.iter_mut()).zip(segments) {
                 let (mut sum_gx, mut sum_g) = (0.0f64, 0.0f64);
                 for (&x, &g) in xs.iter().zip(gs) {
                     sum_gx += f64::from(g * ((x - mean) * rstd));
                     sum_g += f64::from(g);
                 }
-                dw[p] += sum_gx;
-                db[p] += sum_g;
+                *dw += sum_gx;
+                *db += sum_g;
             }
         }
     }
@@ -246,10 +292,10 @@ impl BackwardFn for RowNormBackward {
         } else {
             None
         };
+        let affine = Affine::new(&self.layout, weight.as_deref(), None);
         let dy = g.to_vec();
         let mut out = vec![if need(0) {
-            let dx =
-                normalize_backward_input(&self.layout, &self.stats, &x, weight.as_deref(), &dy);
+            let dx = normalize_backward_input(&self.layout, &self.stats, &x, &affine, &dy);
             Some(Tensor::from_vec(dx, &self.shape)?)
         } else {
             None
@@ -306,7 +352,8 @@ impl Tensor {
         let stats = RowStats::new(moments, eps);
         let w = weight.map(Tensor::to_vec);
         let b = bias.map(Tensor::to_vec);
-        let y = self.with_slice(|x| normalize(&layout, &stats, x, w.as_deref(), b.as_deref()));
+        let affine = Affine::new(&layout, w.as_deref(), b.as_deref());
+        let y = self.with_slice(|x| normalize(&layout, &stats, x, &affine));
         let out = Tensor::from_vec(y, self.shape())?;
         let mut inputs = vec![self];
         inputs.extend(weight);
