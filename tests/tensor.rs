@@ -2,7 +2,11 @@
 //! (views, detach, accumulation, retain_grad, retain_graph, every autograd error), PyTorch's
 //! printing, and a finite-difference check of the gradient of every differentiable op.
 
-use cnn::tensor::ops::norm::InstanceNormArgs;
+use cnn::tensor::ops::adaptive_pool::adaptive_pool2d_shape;
+use cnn::tensor::ops::loss::dropout2d_check;
+use cnn::tensor::ops::norm::{
+    InstanceNormArgs, group_norm_check, instance_norm_check, layer_norm_check,
+};
 use cnn::tensor::shape::ShapeError;
 use cnn::tensor::{
     Comparison, GeluApproximate, IndexItem, NestedList, Result, Site, Tensor, TensorError, no_grad,
@@ -2033,4 +2037,70 @@ fn new_layers_reject_bad_input_with_typed_errors() {
         x.hardtanh(2.0, 1.0),
         Err(TensorError::Value { op: "hardtanh", .. })
     ));
+}
+
+#[test]
+fn shape_checks_of_the_new_layers_agree_with_the_ops() {
+    let shapes: [&[usize]; 6] = [
+        &[6],
+        &[2, 6],
+        &[6, 4, 5],
+        &[2, 6, 4, 5],
+        &[1, 2, 0, 3],
+        &[2, 6, 1, 1],
+    ];
+    for shape in shapes {
+        let x = Tensor::zeros(shape).unwrap();
+        for size in [[2, 3], [1, 1], [0, 2]] {
+            for (op, run) in [
+                ("adaptive_avg_pool2d", x.adaptive_avg_pool2d(size)),
+                ("adaptive_max_pool2d", x.adaptive_max_pool2d(size)),
+            ] {
+                assert_eq!(
+                    adaptive_pool2d_shape(op, shape, size),
+                    run.map(|y| y.shape().to_vec()),
+                    "{op} {shape:?} to {size:?}"
+                );
+            }
+        }
+        let w6 = Tensor::ones(&[6]).unwrap();
+        for groups in [0, 1, 2, 4, 6] {
+            assert_eq!(
+                group_norm_check(shape, groups, Some(&[6]), None).err(),
+                x.group_norm(groups, Some(&w6), None, 1e-5).err(),
+                "group_norm {shape:?} {groups}"
+            );
+        }
+        for normalized in [&[5][..], &[4, 5], &[6], &[]] {
+            assert_eq!(
+                layer_norm_check(shape, normalized, None, None).err(),
+                x.layer_norm(normalized, None, None, 1e-5).err(),
+                "layer_norm {shape:?} {normalized:?}"
+            );
+        }
+        for use_input_stats in [true, false] {
+            let args = InstanceNormArgs {
+                weight: Some(&w6),
+                use_input_stats,
+                ..InstanceNormArgs::default()
+            };
+            assert_eq!(
+                instance_norm_check(shape, None, None, Some(&[6]), None, use_input_stats).err(),
+                x.instance_norm(args).err(),
+                "instance_norm {shape:?}"
+            );
+        }
+        assert_eq!(
+            dropout2d_check(shape, 0.5).err(),
+            x.dropout2d(0.5, false).err(),
+            "dropout2d {shape:?}"
+        );
+    }
+    // An unbatched input's error names the shape as given.
+    assert_eq!(
+        adaptive_pool2d_shape("adaptive_avg_pool2d", &[2, 0, 3], [1, 1])
+            .unwrap_err()
+            .to_string(),
+        "adaptive_avg_pool2d: expected an input with non-empty spatial dimensions, got shape [2, 0, 3]"
+    );
 }

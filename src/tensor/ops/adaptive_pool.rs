@@ -14,7 +14,7 @@ use rayon::prelude::*;
 use crate::tensor::autograd::{BackwardFn, Saved, SavedTensor, record};
 use crate::tensor::core::Tensor;
 use crate::tensor::derivatives::Op;
-use crate::tensor::error::Result;
+use crate::tensor::error::{Result, TensorError};
 use crate::tensor::ops::nn::batched;
 use crate::tensor::shape::ShapeError;
 use crate::tensor::storage;
@@ -295,18 +295,51 @@ impl BackwardFn for AdaptiveMaxPoolBackward {
 
 const EXPECTED: &str = "a 3-D [C, H, W] or 4-D [N, C, H, W] input";
 
+/// The output shape of `op` (`"adaptive_avg_pool2d"` or `"adaptive_max_pool2d"`) for an
+/// input of shape `input` pooled to `output_size`, or the error the op gives: E0304 unless
+/// 3-D or 4-D, E0311 for an output size of 0 or an empty spatial input dimension. A
+/// function of the shapes alone, so a checker that knows them reports what the run would.
+pub fn adaptive_pool2d_shape(
+    op: &'static str,
+    input: &[usize],
+    output_size: [usize; 2],
+) -> Result<Vec<usize>> {
+    let batched: [usize; 4] = match *input {
+        [c, h, w] => [1, c, h, w],
+        [n, c, h, w] => [n, c, h, w],
+        _ => {
+            return Err(TensorError::Rank {
+                op,
+                expected: EXPECTED,
+                shape: input.to_vec(),
+            });
+        }
+    };
+    AdaptivePool2dGeometry::new(op, batched, output_size).map_err(|e| match e {
+        // Name the shape as given, not its batched form.
+        ShapeError::EmptySpatialInput { op, .. } => ShapeError::EmptySpatialInput {
+            op,
+            shape: input.to_vec(),
+        },
+        other => other,
+    })?;
+    let mut output = input.to_vec();
+    let spatial = output.len() - 2;
+    output[spatial..].copy_from_slice(&output_size);
+    Ok(output)
+}
+
 /// The checked geometry of an adaptive pooling of the 4-D `x`.
 fn geometry_of(
     op: &'static str,
     x: &Tensor,
     output_size: [usize; 2],
 ) -> Result<AdaptivePool2dGeometry> {
-    let input =
-        <[usize; 4]>::try_from(x.shape()).map_err(|_| crate::tensor::error::TensorError::Rank {
-            op,
-            expected: EXPECTED,
-            shape: x.shape().to_vec(),
-        })?;
+    let input = <[usize; 4]>::try_from(x.shape()).map_err(|_| TensorError::Rank {
+        op,
+        expected: EXPECTED,
+        shape: x.shape().to_vec(),
+    })?;
     let geometry = AdaptivePool2dGeometry::new(op, input, output_size)?;
     storage::checked_numel(op, &geometry.output_shape())?;
     Ok(geometry)
@@ -318,6 +351,7 @@ impl Tensor {
     /// is `mean` over the two spatial dims, as PyTorch computes (and names) it.
     pub fn adaptive_avg_pool2d(&self, output_size: [usize; 2]) -> Result<Tensor> {
         let op = "adaptive_avg_pool2d";
+        adaptive_pool2d_shape(op, self.shape(), output_size)?;
         batched(self, op, EXPECTED, |x| {
             let geometry = geometry_of(op, x, output_size)?;
             if output_size == [1, 1] {
@@ -338,6 +372,7 @@ impl Tensor {
     /// cell the maximum of its window; the gradient goes to the (first) maximum.
     pub fn adaptive_max_pool2d(&self, output_size: [usize; 2]) -> Result<Tensor> {
         let op = "adaptive_max_pool2d";
+        adaptive_pool2d_shape(op, self.shape(), output_size)?;
         batched(self, op, EXPECTED, |x| {
             let geometry = geometry_of(op, x, output_size)?;
             let (out, indices) = x.with_slice(|xs| adaptive_max_pool2d(&geometry, xs));

@@ -218,19 +218,7 @@ impl Tensor {
     /// number per channel. As in PyTorch, a 3-D input is taken as `[N, C, L]` (channel-wise
     /// 1-D dropout). E0304 unless 3-D or 4-D; E0505 unless `0 ≤ p ≤ 1`.
     pub fn dropout2d(&self, p: f64, train: bool) -> Result<Tensor> {
-        if !(0.0..=1.0).contains(&p) {
-            return Err(TensorError::value(
-                "dropout2d",
-                format!("p must be between 0 and 1, got {p}"),
-            ));
-        }
-        if !matches!(self.ndim(), 3 | 4) {
-            return Err(TensorError::Rank {
-                op: "dropout2d",
-                expected: "a 3-D [N, C, L] or 4-D [N, C, H, W] input",
-                shape: self.shape().to_vec(),
-            });
-        }
+        dropout2d_check(self.shape(), p)?;
         if !train || p == 0.0 || self.numel() == 0 {
             return Ok(self.clone());
         }
@@ -247,4 +235,23 @@ impl Tensor {
         // PyTorch multiplies by the noise tensor: the node is `MulBackward0`.
         self.mul(&Tensor::from_data(mask, &mask_shape))
     }
+}
+
+/// The checks `dropout2d` makes of its input's shape and `p` (it keeps the shape), in
+/// training or not: E0505 unless `0 ≤ p ≤ 1`, E0304 unless the input is 3-D or 4-D.
+pub fn dropout2d_check(input: &[usize], p: f64) -> Result<()> {
+    if !(0.0..=1.0).contains(&p) {
+        return Err(TensorError::value(
+            "dropout2d",
+            format!("p must be between 0 and 1, got {p}"),
+        ));
+    }
+    if !matches!(input.len(), 3 | 4) {
+        return Err(TensorError::Rank {
+            op: "dropout2d",
+            expected: "a 3-D [N, C, L] or 4-D [N, C, H, W] input",
+            shape: input.to_vec(),
+        });
+    }
+    Ok(())
 }

@@ -17,6 +17,7 @@ pub mod norm;
 pub mod pool;
 pub mod reduce;
 pub mod resample;
+mod row_norm;
 pub mod views;
 
 /// Sums a slice in `f32` with independent partial sums, so the loop vectorises (a single

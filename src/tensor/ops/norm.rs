@@ -8,10 +8,8 @@
 //! - `layer_norm`: one row per position of the leading dims, over the trailing
 //!   `normalized_shape`, with an elementwise weight and bias of that shape.
 //!
-//! Statistics are accumulated in `f64`; the kernels walk contiguous row slices, one row per
-//! rayon item.
-
-use rayon::prelude::*;
+//! The slice kernels are in `row_norm.rs`; this file checks shapes, runs them and
+//! records the backward node.
 
 use crate::tensor::autograd::{BackwardFn, Saved, SavedTensor, no_grad, record};
 use crate::tensor::core::Tensor;
@@ -20,252 +18,10 @@ use crate::tensor::error::{Result, TensorError};
 use crate::tensor::ops::nn::{BatchNormArgs, channel_split};
 use crate::tensor::shape::ShapeError;
 
-/// Rows per rayon task are chosen so a task has at least this many elements.
-const MIN_TASK_ELEMENTS: usize = 1 << 14;
-
-/// How a normalisation splits its contiguous input.
-///
-/// `rows` runs of `row_len` elements are each normalised on their own. Each row is cut into
-/// segments of `segment_len` elements that share one affine weight and bias: element `j` of
-/// row `r` uses parameter `(r % groups) · (row_len / segment_len) + j / segment_len`. Group
-/// norm has `groups = G` and `segment_len = S` (one parameter per channel); layer norm has
-/// `groups = 1` and `segment_len = 1` (one parameter per element of the row).
-#[derive(Clone, Copy, Debug)]
-struct RowLayout {
-    rows: usize,
-    row_len: usize,
-    segment_len: usize,
-    groups: usize,
-}
-
-impl RowLayout {
-    fn segments(&self) -> usize {
-        self.row_len / self.segment_len.max(1)
-    }
-
-    /// The parameter of segment `k` of row `r`.
-    fn param(&self, r: usize, k: usize) -> usize {
-        (r % self.groups.max(1)) * self.segments() + k
-    }
-
-    fn rows_per_task(&self) -> usize {
-        MIN_TASK_ELEMENTS.div_ceil(self.row_len.max(1))
-    }
-}
-
-/// The mean and biased variance of one row, in `f64`.
-#[derive(Clone, Copy, Debug)]
-struct Moments {
-    mean: f64,
-    var: f64,
-}
-
-/// The mean and biased variance of every row (two passes, so no cancellation).
-fn row_moments(layout: &RowLayout, x: &[f32]) -> Vec<Moments> {
-    if layout.row_len == 0 {
-        return vec![
-            Moments {
-                mean: 0.0,
-                var: 0.0
-            };
-            layout.rows
-        ];
-    }
-    let n = layout.row_len as f64;
-    x.par_chunks(layout.row_len)
-        .with_min_len(layout.rows_per_task())
-        .map(|row| {
-            let mean = row.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
-            let var = row
-                .iter()
-                .map(|&v| {
-                    let d = f64::from(v) - mean;
-                    d * d
-                })
-                .sum::<f64>()
-                / n;
-            Moments { mean, var }
-        })
-        .collect()
-}
-
-/// What the backward pass needs of the forward's statistics: per row, the mean and
-/// `1 / sqrt(var + eps)`.
-struct RowStats {
-    mean: Vec<f32>,
-    rstd: Vec<f32>,
-}
-
-impl RowStats {
-    fn new(moments: &[Moments], eps: f64) -> RowStats {
-        RowStats {
-            mean: moments.iter().map(|m| m.mean as f32).collect(),
-            rstd: moments
-                .iter()
-                .map(|m| (1.0 / (m.var + eps).sqrt()) as f32)
-                .collect(),
-        }
-    }
-}
-
-/// The affine parameters as slices, ones and zeros standing in for absent ones (one small
-/// allocation per call keeps the row loops branch-free).
-struct Affine {
-    weight: Vec<f32>,
-    bias: Vec<f32>,
-}
-
-impl Affine {
-    fn new(layout: &RowLayout, weight: Option<&[f32]>, bias: Option<&[f32]>) -> Affine {
-        let len = layout.groups.max(1) * layout.segments();
-        Affine {
-            weight: weight.map_or_else(|| vec![1.0; len], <[f32]>::to_vec),
-            bias: bias.map_or_else(|| vec![0.0; len], <[f32]>::to_vec),
-        }
-    }
-
-    /// The weights and biases of row `r`'s segments.
-    fn row(&self, layout: &RowLayout, r: usize) -> (&[f32], &[f32]) {
-        let start = layout.param(r, 0);
-        let end = start + layout.segments();
-        (&self.weight[start..end], &self.bias[start..end])
-    }
-}
-
-/// `y = (x - mean)·rstd·weight + bias`, row by row.
-fn normalize(layout: &RowLayout, stats: &RowStats, x: &[f32], affine: &Affine) -> Vec<f32> {
-    let mut y = vec![0.0f32; x.len()];
-    if x.is_empty() {
-        return y;
-    }
-    let seg = layout.segment_len;
-    y.par_chunks_mut(layout.row_len)
-        .zip(x.par_chunks(layout.row_len))
-        .enumerate()
-        .with_min_len(layout.rows_per_task())
-        .for_each(|(r, (y_row, x_row))| {
-            let (mean, rstd) = (stats.mean[r], stats.rstd[r]);
-            let (ws, bs) = affine.row(layout, r);
-            if seg == 1 {
-                // One parameter per element (layer norm): a flat, vectorisable loop.
-                let params = ws.iter().zip(bs);
-                for ((y, &x), (&w, &b)) in y_row.iter_mut().zip(x_row).zip(params) {
-                    *y = (x - mean) * (rstd * w) + b;
-                }
-                return;
-            }
-            let segments = y_row.chunks_mut(seg).zip(x_row.chunks(seg));
-            for ((ys, xs), (&w, &b)) in segments.zip(ws.iter().zip(bs)) {
-                let scale = rstd * w;
-                for (y, &x) in ys.iter_mut().zip(xs) {
-                    *y = (x - mean) * scale + b;
-                }
-            }
-        });
-    y
-}
-
-/// Calls `f(x, g, w)` for every element of a row with its segment's weight.
-fn for_each_weighted(
-    seg: usize,
-    x_row: &[f32],
-    dy_row: &[f32],
-    ws: &[f32],
-    mut f: impl FnMut(usize, f32, f32, f32),
-) {
-    if seg == 1 {
-        for (j, ((&x, &g), &w)) in x_row.iter().zip(dy_row).zip(ws).enumerate() {
-            f(j, x, g, w);
-        }
-        return;
-    }
-    let segments = x_row.chunks(seg).zip(dy_row.chunks(seg)).zip(ws);
-    for (k, ((xs, gs), &w)) in segments.enumerate() {
-        for (i, (&x, &g)) in xs.iter().zip(gs).enumerate() {
-            f(k * seg + i, x, g, w);
-        }
-    }
-}
-
-/// With `x̂ = (x - mean)·rstd` and `y = w·x̂ + b` over the `K` elements of a row:
-/// `dx = rstd·(g·w - Σ(g·w)/K - x̂·Σ(g·w·x̂)/K)`.
-fn normalize_backward_input(
-    layout: &RowLayout,
-    stats: &RowStats,
-    x: &[f32],
-    affine: &Affine,
-    dy: &[f32],
-) -> Vec<f32> {
-    let mut dx = vec![0.0f32; x.len()];
-    if x.is_empty() {
-        return dx;
-    }
-    let len = layout.row_len as f64;
-    let seg = layout.segment_len;
-    dx.par_chunks_mut(layout.row_len)
-        .zip(x.par_chunks(layout.row_len))
-        .zip(dy.par_chunks(layout.row_len))
-        .enumerate()
-        .with_min_len(layout.rows_per_task())
-        .for_each(|(r, ((dx_row, x_row), dy_row))| {
-            let (mean, rstd) = (stats.mean[r], stats.rstd[r]);
-            let (ws, _) = affine.row(layout, r);
-            let (mut sum_g, mut sum_gx) = (0.0f64, 0.0f64);
-            for_each_weighted(seg, x_row, dy_row, ws, |_, x, g, w| {
-                let gw = f64::from(g * w);
-                sum_g += gw;
-                sum_gx += gw * f64::from((x - mean) * rstd);
-            });
-            let (mean_g, mean_gx) = ((sum_g / len) as f32, (sum_gx / len) as f32);
-            for_each_weighted(seg, x_row, dy_row, ws, |j, x, g, w| {
-                let xhat = (x - mean) * rstd;
-                dx_row[j] = rstd * (g * w - mean_g - xhat * mean_gx);
-            });
-        });
-    dx
-}
-
-/// `dw = Σ g·x̂` and `db = Σ g` per parameter, over every element that uses it.
-fn normalize_backward_params(
-    layout: &RowLayout,
-    stats: &RowStats,
-    x: &[f32],
-    dy: &[f32],
-    param_len: usize,
-) -> (Vec<f32>, Vec<f32>) {
-    let mut dw = vec![0.0f64; param_len];
-    let mut db = vec![0.0f64; param_len];
-    let seg = layout.segment_len;
-    if !x.is_empty() {
-        let rows = x.chunks(layout.row_len).zip(dy.chunks(layout.row_len));
-        for (r, (x_row, dy_row)) in rows.enumerate() {
-            let (mean, rstd) = (stats.mean[r], stats.rstd[r]);
-            let start = layout.param(r, 0);
-            let dw_row = &mut dw[start..start + layout.segments()];
-            let db_row = &mut db[start..start + layout.segments()];
-            if seg == 1 {
-                let sums = dw_row.iter_mut().zip(db_row.iter_mut());
-                for ((dw, db), (&x, &g)) in sums.zip(x_row.iter().zip(dy_row)) {
-                    *dw += f64::from(g * ((x - mean) * rstd));
-                    *db += f64::from(g);
-                }
-                continue;
-            }
-            let segments = x_row.chunks(seg).zip(dy_row.chunks(seg));
-            for ((dw, db), (xs, gs)) in dw_row.iter_mut().zip(db_row.iter_mut()).zip(segments) {
-                let (mut sum_gx, mut sum_g) = (0.0f64, 0.0f64);
-                for (&x, &g) in xs.iter().zip(gs) {
-                    sum_gx += f64::from(g * ((x - mean) * rstd));
-                    sum_g += f64::from(g);
-                }
-                *dw += sum_gx;
-                *db += sum_g;
-            }
-        }
-    }
-    let to_f32 = |v: Vec<f64>| v.into_iter().map(|v| v as f32).collect();
-    (to_f32(dw), to_f32(db))
-}
+use crate::tensor::ops::row_norm::{
+    Affine, Moments, RowLayout, RowStats, normalize, normalize_backward_input,
+    normalize_backward_params, row_moments,
+};
 
 /// Backward of the row normalisations; saved `[input, weight?]`. The node's inputs are
 /// `[input, weight?, bias?]`, as PyTorch's.
@@ -324,17 +80,142 @@ impl BackwardFn for RowNormBackward {
     }
 }
 
-/// E0306 unless `t` (a weight, bias or running statistic of `op`) has shape `expected`.
-fn check_param(op: &'static str, t: Option<&Tensor>, expected: &[usize], what: &str) -> Result<()> {
-    match t {
-        Some(t) if t.shape() != expected => Err(TensorError::ShapeMismatch {
+/// E0306 unless `shape` (of a weight, bias or running statistic of `op`) is `expected`.
+fn check_param(
+    op: &'static str,
+    shape: Option<&[usize]>,
+    expected: &[usize],
+    what: &str,
+) -> Result<()> {
+    match shape {
+        Some(shape) if shape != expected => Err(TensorError::ShapeMismatch {
             op,
-            lhs: t.shape().to_vec(),
+            lhs: shape.to_vec(),
             rhs: expected.to_vec(),
             detail: format!(" ({what})"),
         }),
         _ => Ok(()),
     }
+}
+
+/// E0304 unless `input` is `[N, C, ...]`.
+fn check_channels(op: &'static str, input: &[usize]) -> Result<()> {
+    if input.len() < 2 {
+        return Err(TensorError::Rank {
+            op,
+            expected: "an [N, C, ...] input of at least 2 dimensions",
+            shape: input.to_vec(),
+        });
+    }
+    Ok(())
+}
+
+/// The checks `group_norm` makes of its operands' shapes (it keeps the input's shape):
+/// E0304 below 2 dimensions, E0311 when `num_groups` is 0 or does not divide the channels,
+/// E0306 for a weight or bias that is not `[C]`.
+pub fn group_norm_check(
+    input: &[usize],
+    num_groups: usize,
+    weight: Option<&[usize]>,
+    bias: Option<&[usize]>,
+) -> Result<()> {
+    let op = "group_norm";
+    check_channels(op, input)?;
+    let c = input[1];
+    if num_groups == 0 || !c.is_multiple_of(num_groups) {
+        return Err(ShapeError::GroupsNotDividingChannels {
+            op,
+            num_groups,
+            channels: c,
+            shape: input.to_vec(),
+        }
+        .into());
+    }
+    let per_channel = "weight and bias need one value per channel";
+    check_param(op, weight, &[c], per_channel)?;
+    check_param(op, bias, &[c], per_channel)
+}
+
+/// The checks `layer_norm` makes of its operands' shapes (it keeps the input's shape):
+/// E0505 for an empty `normalized_shape`, E0306 when it is not the input's trailing dims or
+/// for a weight or bias not of its shape.
+pub fn layer_norm_check(
+    input: &[usize],
+    normalized_shape: &[usize],
+    weight: Option<&[usize]>,
+    bias: Option<&[usize]>,
+) -> Result<()> {
+    let op = "layer_norm";
+    let k = normalized_shape.len();
+    if k == 0 {
+        return Err(TensorError::value(
+            op,
+            "normalized_shape must have at least one dimension, got []",
+        ));
+    }
+    if input.len() < k || input[input.len() - k..] != *normalized_shape {
+        return Err(TensorError::ShapeMismatch {
+            op,
+            lhs: input.to_vec(),
+            rhs: normalized_shape.to_vec(),
+            detail: format!(
+                " (normalized_shape must equal the input's last {k} dimension{})",
+                if k == 1 { "" } else { "s" }
+            ),
+        });
+    }
+    let of_shape = "weight and bias must have the shape normalized_shape";
+    check_param(op, weight, normalized_shape, of_shape)?;
+    check_param(op, bias, normalized_shape, of_shape)
+}
+
+/// The checks `instance_norm` makes of its operands' shapes (it keeps the input's shape):
+/// E0304 below 2 dimensions, E0306 for a running statistic, weight or bias that is not
+/// `[C]`, E0505 for planes of one element with `use_input_stats` or for missing running
+/// statistics without it.
+pub fn instance_norm_check(
+    input: &[usize],
+    running_mean: Option<&[usize]>,
+    running_var: Option<&[usize]>,
+    weight: Option<&[usize]>,
+    bias: Option<&[usize]>,
+    use_input_stats: bool,
+) -> Result<()> {
+    let op = "instance_norm";
+    check_channels(op, input)?;
+    let c = input[1];
+    for (shape, what) in [
+        (running_mean, "running_mean"),
+        (running_var, "running_var"),
+        (weight, "weight"),
+        (bias, "bias"),
+    ] {
+        check_param(
+            op,
+            shape,
+            &[c],
+            &format!("{what} needs one value per channel"),
+        )?;
+    }
+    if !use_input_stats && (running_mean.is_none() || running_var.is_none()) {
+        return Err(TensorError::value(
+            op,
+            "running_mean and running_var are needed when use_input_stats is false",
+        ));
+    }
+    if use_input_stats && input[2..].iter().product::<usize>() <= 1 {
+        return Err(TensorError::value(
+            op,
+            format!(
+                "expected more than 1 spatial element when using input statistics, got input of shape {input:?}"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn shape_of(t: Option<&Tensor>) -> Option<&[usize]> {
+    t.map(Tensor::shape)
 }
 
 impl Tensor {
@@ -388,27 +269,8 @@ impl Tensor {
         bias: Option<&Tensor>,
         eps: f64,
     ) -> Result<Tensor> {
-        let op = "group_norm";
-        if self.ndim() < 2 {
-            return Err(TensorError::Rank {
-                op,
-                expected: "an [N, C, ...] input of at least 2 dimensions",
-                shape: self.shape().to_vec(),
-            });
-        }
+        group_norm_check(self.shape(), num_groups, shape_of(weight), shape_of(bias))?;
         let (n, c, s) = channel_split(self.shape());
-        if num_groups == 0 || c % num_groups != 0 {
-            return Err(ShapeError::GroupsNotDividingChannels {
-                op,
-                num_groups,
-                channels: c,
-                shape: self.shape().to_vec(),
-            }
-            .into());
-        }
-        let per_channel = "weight and bias need one value per channel";
-        check_param(op, weight, &[c], per_channel)?;
-        check_param(op, bias, &[c], per_channel)?;
         let layout = RowLayout {
             rows: n * num_groups,
             row_len: c / num_groups * s,
@@ -439,28 +301,13 @@ impl Tensor {
         bias: Option<&Tensor>,
         eps: f64,
     ) -> Result<Tensor> {
-        let op = "layer_norm";
+        layer_norm_check(
+            self.shape(),
+            normalized_shape,
+            shape_of(weight),
+            shape_of(bias),
+        )?;
         let k = normalized_shape.len();
-        if k == 0 {
-            return Err(TensorError::value(
-                op,
-                "normalized_shape must have at least one dimension, got []",
-            ));
-        }
-        if self.ndim() < k || self.shape()[self.ndim() - k..] != *normalized_shape {
-            return Err(TensorError::ShapeMismatch {
-                op,
-                lhs: self.shape().to_vec(),
-                rhs: normalized_shape.to_vec(),
-                detail: format!(
-                    " (normalized_shape must equal the input's last {k} dimension{})",
-                    if k == 1 { "" } else { "s" }
-                ),
-            });
-        }
-        let of_shape = "weight and bias must have the shape normalized_shape";
-        check_param(op, weight, normalized_shape, of_shape)?;
-        check_param(op, bias, normalized_shape, of_shape)?;
         let layout = RowLayout {
             rows: self.shape()[..self.ndim() - k].iter().product(),
             row_len: normalized_shape.iter().product(),
@@ -489,31 +336,17 @@ impl Tensor {
     /// E0505 for planes of one element with `use_input_stats`, or missing running statistics
     /// without it.
     pub fn instance_norm(&self, args: InstanceNormArgs<'_>) -> Result<Tensor> {
-        let op = "instance_norm";
-        if self.ndim() < 2 {
-            return Err(TensorError::Rank {
-                op,
-                expected: "an [N, C, ...] input of at least 2 dimensions",
-                shape: self.shape().to_vec(),
-            });
-        }
+        instance_norm_check(
+            self.shape(),
+            shape_of(args.running_mean),
+            shape_of(args.running_var),
+            shape_of(args.weight),
+            shape_of(args.bias),
+            args.use_input_stats,
+        )?;
         let (n, c, s) = channel_split(self.shape());
-        for (t, what) in [
-            (args.running_mean, "running_mean"),
-            (args.running_var, "running_var"),
-            (args.weight, "weight"),
-            (args.bias, "bias"),
-        ] {
-            check_param(op, t, &[c], &format!("{what} needs one value per channel"))?;
-        }
         let shape: Vec<i64> = self.shape().iter().map(|&d| d as i64).collect();
         if !args.use_input_stats {
-            if args.running_mean.is_none() || args.running_var.is_none() {
-                return Err(TensorError::value(
-                    op,
-                    "running_mean and running_var are needed when use_input_stats is false",
-                ));
-            }
             // PyTorch runs batch_norm in eval mode and views the result back.
             let out = self.batch_norm(BatchNormArgs {
                 running_mean: args.running_mean,
@@ -525,15 +358,6 @@ impl Tensor {
                 eps: args.eps,
             })?;
             return out.view(&shape);
-        }
-        if s <= 1 {
-            return Err(TensorError::value(
-                op,
-                format!(
-                    "expected more than 1 spatial element when using input statistics, got input of shape {:?}",
-                    self.shape()
-                ),
-            ));
         }
         let layout = RowLayout {
             rows: n * c,
