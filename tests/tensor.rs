@@ -13,6 +13,7 @@ use cnn::tensor::{
     seed, set_current_site,
 };
 
+#[rustfmt::skip]
 #[path = "tensor/pytorch_layers.rs"]
 mod pytorch_layers;
 

@@ -4,6 +4,8 @@ run this only to re-derive the constants:
 
     python tests/tensor/pytorch_layers.py > tests/tensor/pytorch_layers.rs
 
+(the module is declared `#[rustfmt::skip]`, so the file stays exactly as printed).
+
 Every input is a fixed list or an arange-based formula (no random numbers), printed as
 literals next to PyTorch's forward output and gradients (for the upstream gradient `g`).
 """
