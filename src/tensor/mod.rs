@@ -29,6 +29,7 @@ pub use autograd::{
 };
 pub use core::{NestedList, Tensor};
 pub use error::{Result, TensorError};
+pub use ops::activation::GeluApproximate;
 pub use ops::elementwise::Comparison;
 pub use ops::index::IndexItem;
 pub use random::seed;

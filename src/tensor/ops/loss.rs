@@ -175,4 +175,46 @@ impl Tensor {
             (Op::Dropout, vec![Some(SavedTensor::new(&mask))])
         }))
     }
+    /// `dropout2d(x, p, train)`: in training, zeroes each whole channel (each `[n, c]`
+    /// slice) with probability `p` and scales the others by `1/(1-p)`; otherwise returns
+    /// `x` itself. The mask is drawn from the same stream as [`Tensor::dropout`]'s, one
+    /// number per channel. As in PyTorch, a 3-D input is taken as `[N, C, L]` (channel-wise
+    /// 1-D dropout). E0304 unless 3-D or 4-D; E0505 unless `0 ≤ p ≤ 1`.
+    pub fn dropout2d(&self, p: f64, train: bool) -> Result<Tensor> {
+        dropout2d_check(self.shape(), p)?;
+        if !train || p == 0.0 || self.numel() == 0 {
+            return Ok(self.clone());
+        }
+        // One draw per channel, broadcast over the channel's elements.
+        let mut mask_shape = vec![1; self.ndim()];
+        mask_shape[..2].copy_from_slice(&self.shape()[..2]);
+        let mut mask = crate::tensor::storage::alloc_filled("dropout2d", &mask_shape, 0.0)?;
+        random::fill_uniform(&mut mask, 0.0, 1.0);
+        let keep = (1.0 - p) as f32;
+        let scale = if keep > 0.0 { 1.0 / keep } else { 0.0 };
+        for m in &mut mask {
+            *m = if *m < keep { scale } else { 0.0 };
+        }
+        // PyTorch multiplies by the noise tensor: the node is `MulBackward0`.
+        self.mul(&Tensor::from_data(mask, &mask_shape))
+    }
+}
+
+/// The checks `dropout2d` makes of its input's shape and `p` (it keeps the shape), in
+/// training or not: E0505 unless `0 ≤ p ≤ 1`, E0304 unless the input is 3-D or 4-D.
+pub fn dropout2d_check(input: &[usize], p: f64) -> Result<()> {
+    if !(0.0..=1.0).contains(&p) {
+        return Err(TensorError::value(
+            "dropout2d",
+            format!("p must be between 0 and 1, got {p}"),
+        ));
+    }
+    if !matches!(input.len(), 3 | 4) {
+        return Err(TensorError::Rank {
+            op: "dropout2d",
+            expected: "a 3-D [N, C, L] or 4-D [N, C, H, W] input",
+            shape: input.to_vec(),
+        });
+    }
+    Ok(())
 }

@@ -50,7 +50,7 @@ fn shape4(t: &Tensor, op: &'static str, expected: &'static str) -> Result<[usize
 
 /// Runs `f` on a batched view of `x`: a 3-D `[C, H, W]` input is treated as a batch of one,
 /// as PyTorch's convolutions and pools accept unbatched input, and the result unbatched again.
-fn batched(
+pub(crate) fn batched(
     x: &Tensor,
     op: &'static str,
     expected: &'static str,
@@ -436,7 +436,7 @@ struct BatchNormBackward {
 }
 
 /// `(N, C, S)`: batch, channels, and the elements per channel per batch item.
-fn channel_split(shape: &[usize]) -> (usize, usize, usize) {
+pub(crate) fn channel_split(shape: &[usize]) -> (usize, usize, usize) {
     let n = shape.first().copied().unwrap_or(1);
     let c = shape.get(1).copied().unwrap_or(1);
     (n, c, shape.iter().skip(2).product())
