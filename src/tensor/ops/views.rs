@@ -106,7 +106,7 @@ impl Tensor {
                 strides,
                 offset: self.layout().offset,
             },
-            None => return Tensor::from_vec(self.to_vec(), shape),
+            None => return Tensor::from_vec(self.try_to_vec("reshape")?, shape),
         };
         Ok(Tensor::from_storage(self.storage().clone(), layout))
     }
