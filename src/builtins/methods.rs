@@ -319,7 +319,7 @@ pub static TENSOR_METHODS: &[BuiltinDef] = &[
         run: |interp, args| {
             // Each element becomes a value in a vector, then in the list made from it.
             let item_bytes = 2 * std::mem::size_of::<Value>();
-            let list = args.this().tolist(item_bytes);
+            let list = args.this().try_tolist(item_bytes);
             Ok(nested(list.map_err(|e| interp.tensor_err(e, args.call))?))
         },
     },

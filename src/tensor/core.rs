@@ -266,25 +266,16 @@ impl Tensor {
         Ok(self.0.storage.data()[self.0.layout.offset])
     }
 
-    /// `tolist()`: the values as nested lists (a number for a 0-dimensional tensor).
-    /// E0503 when the lists, at `item_bytes` per element (the size of the value the caller
-    /// turns each one into), do not fit in the memory budget.
-    pub fn tolist(&self, item_bytes: usize) -> Result<NestedList> {
-        fn build(values: &[f32], shape: &[usize]) -> NestedList {
-            match shape.split_first() {
-                None => NestedList::Value(values[0]),
-                Some((&size, rest)) => {
-                    let chunk = rest.iter().product::<usize>();
-                    NestedList::List(
-                        (0..size)
-                            .map(|i| build(&values[i * chunk..(i + 1) * chunk], rest))
-                            .collect(),
-                    )
-                }
-            }
-        }
-        // Every element becomes a list item, twice over while the nested lists are built
-        // and then converted; the inner lists add one item each.
+    /// `tolist()`: the values as nested lists (a number for a 0-dimensional tensor), outside
+    /// the memory budget; the language's `tolist()` is [`Tensor::try_tolist`].
+    pub fn tolist(&self) -> NestedList {
+        build_nested(&self.to_vec(), self.shape())
+    }
+
+    /// [`Tensor::tolist`] within the memory budget: E0503 when the lists, at `item_bytes`
+    /// per element more (the size of the value the caller turns each one into), do not fit.
+    pub fn try_tolist(&self, item_bytes: usize) -> Result<NestedList> {
+        // One nested item per element, and one per inner list.
         let numel = storage::checked_numel("tolist", self.shape())?;
         let lists: usize = (1..self.ndim())
             .map(|d| self.shape()[..d].iter().product::<usize>())
@@ -292,7 +283,7 @@ impl Tensor {
         let items = numel as u128 + lists as u128;
         let per_item = (size_of::<NestedList>() + item_bytes) as u128;
         memory::check("tolist", items * per_item).map_err(storage::too_large(self.shape()))?;
-        Ok(build(&self.try_to_vec("tolist")?, self.shape()))
+        Ok(build_nested(&self.try_to_vec("tolist")?, self.shape()))
     }
 
     // ----- autograd state -----
@@ -619,6 +610,21 @@ impl Tensor {
             }
         }
         Ok(())
+    }
+}
+
+/// The nested lists of row-major `values` of `shape`.
+fn build_nested(values: &[f32], shape: &[usize]) -> NestedList {
+    match shape.split_first() {
+        None => NestedList::Value(values[0]),
+        Some((&size, rest)) => {
+            let chunk = rest.iter().product::<usize>();
+            NestedList::List(
+                (0..size)
+                    .map(|i| build_nested(&values[i * chunk..(i + 1) * chunk], rest))
+                    .collect(),
+            )
+        }
     }
 }
 
