@@ -554,6 +554,16 @@ fn max_memory_refuses_each_growing_allocation_with_e0503() {
     for (name, text, op) in cases {
         refused_under_64m(name, text, op);
     }
+    // The audit's case as written: the expanded view (3.6 GB once copied) fits an 8 GiB
+    // budget, its 900 million list items do not, and nothing is allocated before the refusal.
+    let p = script(
+        "mem_tolist_big",
+        "let l = ones(1, 1).expand(30000, 30000).tolist()\nprint(\"unreachable\")\n",
+    );
+    let o = cnn(&["run", "--max-memory", "8G", p.to_str().unwrap()]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{:?}\n{err}", o.status);
+    assert!(err.contains("E0503") && err.contains("tolist:"), "{err}");
 }
 
 #[test]

@@ -239,12 +239,17 @@ pub fn for_each_offset2(
 /// its bytes do not fit in what the memory budget has left, so a huge request is refused,
 /// never an abort.
 pub fn checked_numel(op: &'static str, shape: &[usize]) -> Result<usize> {
+    checked_numel_within(op, shape, memory::left())
+}
+
+/// The element count of `shape`, or [`TensorError::TooLarge`] if the product overflows or
+/// its bytes exceed `left`.
+pub fn checked_numel_within(op: &'static str, shape: &[usize], left: u64) -> Result<usize> {
     let mut numel: u128 = 1;
     for &size in shape {
         numel = numel.saturating_mul(size as u128);
     }
     let bytes = numel.saturating_mul(4);
-    let left = memory::left();
     if numel > usize::MAX as u128 / 4 || bytes > u128::from(left) {
         return Err(TensorError::TooLarge {
             op,

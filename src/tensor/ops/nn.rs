@@ -138,8 +138,7 @@ impl BackwardFn for ConvolutionBackward {
             ConvGeometry::Transposed(geo) => geo.scratch_bytes(request.weight),
         };
         let grad_bytes = |wanted: bool, t: &Tensor| if wanted { t.numel() as u128 * 4 } else { 0 };
-        let total =
-            scratch + grad_bytes(request.input, &input) + grad_bytes(request.weight, &weight);
+        let total = scratch + grad_bytes(request.input, input) + grad_bytes(request.weight, weight);
         check_scratch("backward", total)?;
         let grads = input.try_with_slice("backward", |x| {
             weight.try_with_slice("backward", |w| {
