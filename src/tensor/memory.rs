@@ -6,10 +6,12 @@
 //! Live tensor storage is counted in one global counter: a [`Storage`](super::storage::Storage)
 //! adds its bytes when it is made and takes them back when it is dropped (one atomic add
 //! each, never one per element). Every new buffer must fit in what the limit leaves above
-//! that count, and is then reserved with `try_reserve`, so even a request the budget allows
-//! but the system refuses is an error, not an abort. Scratch buffers, lists and strings
-//! are checked against the same remainder when they are made but not counted while they
-//! live: they are short-lived or small next to the tensors.
+//! that count. Tensor buffers, copies, lists and strings are then reserved with
+//! `try_reserve` ([`try_vec`], [`try_string`]), so even a request the budget allows but the
+//! system refuses is an error, not an abort; the convolution kernels' scratch (im2col
+//! tiles, per-thread weight-gradient sums) is checked with [`check`] before they run.
+//! Scratch, lists and strings are not counted while they live: they are short-lived or
+//! small next to the tensors.
 //!
 //! The limit is `--max-memory` when given, otherwise the memory available when the process
 //! started (the smaller of `/proc/meminfo`'s `MemAvailable` and what the cgroup's

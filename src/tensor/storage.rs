@@ -280,19 +280,6 @@ pub fn alloc(op: &'static str, shape: &[usize]) -> Result<Vec<f32>> {
     memory::try_vec(op, numel).map_err(too_large(shape))
 }
 
-/// A buffer of `len` items of any type (kernel scratch: im2col columns, indices, sums in
-/// `f64`), under the same budget as tensor storage; `shape` is what the error names.
-pub fn alloc_scratch<T: Clone>(
-    op: &'static str,
-    shape: &[usize],
-    len: usize,
-    value: T,
-) -> Result<Vec<T>> {
-    let mut data = memory::try_vec(op, len).map_err(too_large(shape))?;
-    data.resize(len, value);
-    Ok(data)
-}
-
 /// A buffer for `shape` filled with `value`, refused with [`TensorError::TooLarge`] rather
 /// than aborting when it cannot be had.
 pub fn alloc_filled(op: &'static str, shape: &[usize], value: f32) -> Result<Vec<f32>> {

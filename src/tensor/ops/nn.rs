@@ -315,9 +315,15 @@ impl Tensor {
         let expected = "a 3-D [C, H, W] or 4-D [N, C, H, W] input";
         batched(self, "max_pool2d", expected, |x| {
             let geometry = MaxPool2dGeometry::new(shape4(x, "max_pool2d", expected)?, params)?;
-            checked_alloc("max_pool2d", geometry.output_shape())?;
-            let (out, indices) =
-                x.try_with_slice("max_pool2d", |xs| pool::max_pool2d(&geometry, xs))?;
+            let shape = geometry.output_shape();
+            let mut out = storage::alloc_filled("max_pool2d", &shape, 0.0)?;
+            let len = out.len();
+            let mut indices =
+                memory::try_vec("max_pool2d", len).map_err(storage::too_large(&shape))?;
+            indices.resize(len, 0);
+            x.try_with_slice("max_pool2d", |xs| {
+                pool::max_pool2d_into(&geometry, xs, &mut out, &mut indices)
+            })?;
             let out = tensor_from(out, geometry.output_shape())?;
             Ok(record(out, &[x], || {
                 (
@@ -333,8 +339,10 @@ impl Tensor {
         let expected = "a 3-D [C, H, W] or 4-D [N, C, H, W] input";
         batched(self, "avg_pool2d", expected, |x| {
             let geometry = AvgPool2dGeometry::new(shape4(x, "avg_pool2d", expected)?, params)?;
-            checked_alloc("avg_pool2d", geometry.output_shape())?;
-            let out = x.try_with_slice("avg_pool2d", |xs| pool::avg_pool2d(&geometry, xs))?;
+            let mut out = storage::alloc_filled("avg_pool2d", &geometry.output_shape(), 0.0)?;
+            x.try_with_slice("avg_pool2d", |xs| {
+                pool::avg_pool2d_into(&geometry, xs, &mut out)
+            })?;
             let out = tensor_from(out, geometry.output_shape())?;
             Ok(record(out, &[x], || {
                 (
