@@ -499,3 +499,122 @@ fn summary_prints_a_nets_table_built_with_its_defaults() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("E0315"), "{}", stderr(&o));
 }
+
+/// Runs `script` with a 64 MiB memory budget and expects it refused with E0503 naming
+/// `op`, as a clean run-time error (exit 2, no signal), before `unreachable` prints.
+fn refused_under_64m(name: &str, text: &str, op: &str) {
+    let p = script(name, text);
+    let o = cnn(&["run", "--max-memory", "64M", p.to_str().unwrap()]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{name}: {:?}\n{err}", o.status);
+    assert!(err.contains("E0503"), "{name}: {err}");
+    assert!(err.contains(op), "{name} should name {op}: {err}");
+    assert!(!stdout(&o).contains("unreachable"), "{name}");
+}
+
+#[test]
+fn max_memory_refuses_each_growing_allocation_with_e0503() {
+    let cases = [
+        (
+            "mem_add",
+            "let a = ones(4000000)\nlet b = a + 1\nlet c = a + 2\nlet d = a + 3\nlet e = a + 4\nprint(\"unreachable\")\n",
+            "add:",
+        ),
+        (
+            "mem_clone",
+            "let a = ones(6000000)\nlet b = a.clone()\nlet c = a.clone()\nprint(\"unreachable\")\n",
+            "clone:",
+        ),
+        (
+            "mem_conv",
+            "let x = ones(1, 1, 3000, 3000)\nlet y = conv2d(x, ones(8, 1, 3, 3))\nprint(\"unreachable\")\n",
+            "conv2d:",
+        ),
+        (
+            "mem_linspace",
+            "let t = linspace(0, 1, 2**31)\nprint(\"unreachable\")\n",
+            "linspace:",
+        ),
+        (
+            "mem_tolist",
+            "let l = ones(1, 1).expand(3000, 3000).tolist()\nprint(\"unreachable\")\n",
+            "tolist:",
+        ),
+        (
+            "mem_list",
+            "let l = [0]\nwhile true { l = l + l }\nprint(\"unreachable\")\n",
+            "a list of",
+        ),
+        (
+            "mem_string",
+            "let s = \"ab\"\nwhile true { s = s + s }\nprint(\"unreachable\")\n",
+            "a string of",
+        ),
+    ];
+    for (name, text, op) in cases {
+        refused_under_64m(name, text, op);
+    }
+    // The audit's case as written: the expanded view (3.6 GB once copied) fits an 8 GiB
+    // budget, its 900 million list items do not, and nothing is allocated before the refusal.
+    let p = script(
+        "mem_tolist_big",
+        "let l = ones(1, 1).expand(30000, 30000).tolist()\nprint(\"unreachable\")\n",
+    );
+    let o = cnn(&["run", "--max-memory", "8G", p.to_str().unwrap()]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{:?}\n{err}", o.status);
+    assert!(err.contains("E0503") && err.contains("tolist:"), "{err}");
+}
+
+#[test]
+fn max_memory_counts_live_tensors_and_frees_dropped_ones() {
+    // 40 MB each: five in turn fit in 64 MiB because each is freed when `total` returns;
+    // two alive at once do not.
+    let p = script(
+        "mem_live",
+        "fn total() {\n    let t = zeros(10000000)\n    return t.sum().item()\n}\nfor i in 0..5 { print(total()) }\nlet kept = zeros(10000000)\nlet more = zeros(10000000)\nprint(\"unreachable\")\n",
+    );
+    let o = cnn(&["run", "--max-memory", "64M", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "0.0\n".repeat(5));
+    let err = stderr(&o);
+    assert!(err.contains("E0503") && err.contains(":7:12]"), "{err}");
+}
+
+#[test]
+fn max_memory_is_documented_and_checked() {
+    let help = stdout(&cnn(&["run", "--help"]));
+    assert!(help.contains("--max-memory <SIZE>"), "{help}");
+    let p = script("mem_ok", "print(zeros(1000).sum().item())\n");
+    for bad in ["0", "64X", "5Q", "1.5G"] {
+        let o = cnn(&["run", "--max-memory", bad, p.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(64), "--max-memory {bad}");
+        assert!(stderr(&o).contains("--max-memory"), "{}", stderr(&o));
+    }
+    let o = cnn(&["--max-memory", "1G", "run", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "0.0\n");
+}
+
+/// Under an address-space limit smaller than the request but with the default budget (the
+/// machine's available memory), the request is still refused, not an abort: it goes
+/// through `try_reserve`.
+#[cfg(unix)]
+#[test]
+fn an_allocation_the_system_refuses_is_e0503_not_an_abort() {
+    let p = script(
+        "mem_ulimit",
+        "let t = linspace(0, 1, 2**31)\nprint(\"unreachable\")\n",
+    );
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -v 2000000 && exec \"$0\" run \"$1\"")
+        .arg(env!("CARGO_BIN_EXE_cnn"))
+        .arg(&p)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("sh runs");
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{:?}\n{err}", o.status);
+    assert!(err.contains("E0503") && err.contains("linspace"), "{err}");
+}

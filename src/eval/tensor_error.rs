@@ -21,6 +21,29 @@ impl TensorDiagnostic {
     }
 }
 
+/// The help every E0503 report ends with.
+const BUDGET_HELP: &str = "free what is no longer needed, use smaller sizes, or raise the budget with `cnn run --max-memory SIZE` (default: the memory available at start)";
+
+/// E0503 for a list or string allocation over the memory budget: `what` names the value
+/// (`a list of 3 items`), `span` the expression that would make it.
+pub fn over_budget(
+    e: crate::tensor::memory::OverBudget,
+    what: &str,
+    span: Span,
+) -> Box<RuntimeError> {
+    TensorDiagnostic::new(
+        TensorCode::TooLarge,
+        format!(
+            "{}: {what} would need {} bytes, more than the memory budget allows",
+            e.op, e.bytes
+        ),
+        span,
+        "over the memory budget",
+    )
+    .with_help(BUDGET_HELP)
+    .boxed()
+}
+
 fn shape_str(shape: &[usize]) -> String {
     format!("{shape:?}")
 }
@@ -149,15 +172,19 @@ pub fn from_tensor_error(
             d.with_help("pass `retain_graph=true` to the first backward to keep the graph")
         }
         TensorError::TooLarge { op, shape, bytes, .. } => {
-            // The engine's message names the memory available; that differs between
-            // machines, so the report keeps to the request.
+            // The engine's message names the bytes left; that differs between machines
+            // (and runs), so the report keeps to the request.
             TensorDiagnostic::new(
                 TensorCode::TooLarge,
-                format!("{op}: a tensor of shape {} would need {bytes} bytes, more than the memory available", shape_str(shape)),
+                format!(
+                    "{op}: {} {} would need {bytes} bytes, more than the memory budget allows",
+                    if *op == "tolist" { "the lists of a tensor of shape" } else { "a tensor of shape" },
+                    shape_str(shape)
+                ),
                 span,
-                "too large to allocate",
+                "over the memory budget",
             )
-            .with_help("use smaller sizes; a tensor of float32 takes 4 bytes per element")
+            .with_help(format!("{BUDGET_HELP}; a float32 tensor takes 4 bytes per element"))
         }
         TensorError::Spatial(shape_error) => {
             let (code, label) = spatial_code(shape_error);

@@ -15,6 +15,7 @@ mod create;
 pub mod derivatives;
 pub mod display;
 pub mod error;
+pub mod memory;
 pub mod npy;
 pub mod ops;
 pub mod optim;

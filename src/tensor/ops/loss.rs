@@ -33,7 +33,7 @@ impl Tensor {
     /// `mse_loss(input, target)`: `mean((input - target)²)`. E0314 unless the shapes match.
     pub fn mse_loss(&self, target: &Tensor) -> Result<Tensor> {
         self.same_shape_loss(target, "mse_loss")?;
-        let (x, t) = (self.to_vec(), target.to_vec());
+        let (x, t) = (self.try_to_vec("mse_loss")?, target.try_to_vec("mse_loss")?);
         let sum: f64 = x
             .iter()
             .zip(&t)
@@ -45,7 +45,7 @@ impl Tensor {
     /// `l1_loss(input, target)`: `mean(|input - target|)`.
     pub fn l1_loss(&self, target: &Tensor) -> Result<Tensor> {
         self.same_shape_loss(target, "l1_loss")?;
-        let (x, t) = (self.to_vec(), target.to_vec());
+        let (x, t) = (self.try_to_vec("l1_loss")?, target.try_to_vec("l1_loss")?);
         let sum: f64 = x
             .iter()
             .zip(&t)
@@ -58,7 +58,10 @@ impl Tensor {
     /// `mean(max(x, 0) - x·t + log(1 + e^-|x|))`, stable for any logit.
     pub fn binary_cross_entropy_with_logits(&self, target: &Tensor) -> Result<Tensor> {
         self.same_shape_loss(target, "binary_cross_entropy_with_logits")?;
-        let (x, t) = (self.to_vec(), target.to_vec());
+        let (x, t) = (
+            self.try_to_vec("binary_cross_entropy_with_logits")?,
+            target.try_to_vec("binary_cross_entropy_with_logits")?,
+        );
         let sum: f64 = x
             .iter()
             .zip(&t)
