@@ -2105,3 +2105,68 @@ fn shape_checks_of_the_new_layers_agree_with_the_ops() {
         "adaptive_avg_pool2d: expected an input with non-empty spatial dimensions, got shape [2, 0, 3]"
     );
 }
+
+// ----- The same cases through the language: layers and functional forms -----
+
+/// A list of numbers as the language prints it (`[0.5, -1.0]`).
+fn parse_list(line: &str) -> Vec<f32> {
+    line.trim()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| s.trim().parse().unwrap())
+        .collect()
+}
+
+fn literal(values: &[f32]) -> String {
+    let items: Vec<String> = values.iter().map(|v| format!("{v:?}")).collect();
+    format!("[{}]", items.join(", "))
+}
+
+/// Each activation case, as its layer and as its functional form, in a `.cnn` script:
+/// PyTorch's output and input gradient to 1e-5.
+#[test]
+fn activation_layers_and_functions_match_pytorch_in_the_language() {
+    for case in pytorch_layers::ACTIVATIONS {
+        let Layer::Act(act) = case.layer else {
+            continue;
+        };
+        let (layer, function) = match act {
+            Act::Relu6 => ("ReLU6()".to_string(), "relu6(x)".to_string()),
+            // Hardtanh is the kernel behind ReLU6, not a layer of the language.
+            Act::Hardtanh(..) => continue,
+            Act::Gelu(a) => (
+                format!("GELU(approximate=\"{}\")", a.name()),
+                format!("gelu(x, approximate=\"{}\")", a.name()),
+            ),
+            Act::Silu => ("SiLU()".into(), "silu(x)".into()),
+            Act::Hardswish => ("Hardswish()".into(), "hardswish(x)".into()),
+            Act::Hardsigmoid => ("Hardsigmoid()".into(), "hardsigmoid(x)".into()),
+            Act::Elu(alpha) => (
+                format!("ELU(alpha={alpha:?})"),
+                format!("elu(x, {alpha:?})"),
+            ),
+        };
+        for call in [format!("{layer}(x)"), function] {
+            let script = format!(
+                "let x = tensor({}, requires_grad=true)\nlet y = {call}\n(y * tensor({})).sum().backward()\nprint(y.tolist())\nprint(x.grad.tolist())\n",
+                literal(case.x),
+                literal(case.g)
+            );
+            let source = cnn::source::SourceFile::new("act.cnn", script.clone());
+            let (code, output) = cnn::on_big_stack(move || {
+                let ran = cnn::run_captured(&source);
+                (ran.exit_code, ran.output)
+            });
+            assert_eq!(code, 0, "{script}\n{output}");
+            let lines: Vec<&str> = output.lines().collect();
+            assert_pytorch(&parse_list(lines[0]), case.y, &call);
+            assert_pytorch(
+                &parse_list(lines[1]),
+                case.x_grad,
+                &format!("{call} x grad"),
+            );
+        }
+    }
+}

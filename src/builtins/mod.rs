@@ -181,7 +181,6 @@ impl Args {
     }
 }
 
-/// Every builtin, in the order `:help` lists them.
 /// The layer constructors of LANGUAGE.md §7: inside a net body each call is one layer of
 /// the model (see [`crate::eval::net`]).
 pub const LAYER_CONSTRUCTORS: &[&str] = &[
@@ -205,7 +204,17 @@ pub fn is_layer_constructor(def: &BuiltinDef) -> bool {
     LAYER_CONSTRUCTORS.contains(&def.name) || pointwise::by_layer(def.name).is_some()
 }
 
-pub static BUILTINS: &[BuiltinDef] = &[
+/// Every builtin, in the order `:help` lists them: the table below, then each activation's
+/// functional form and layer (declared once in [`pointwise`]).
+pub static BUILTINS: LazyLock<Vec<&'static BuiltinDef>> = LazyLock::new(|| {
+    TABLE
+        .iter()
+        .chain(pointwise::ALL.iter().flat_map(|p| [&p.function, &p.layer]))
+        .collect()
+});
+
+/// The builtins declared one by one.
+static TABLE: &[BuiltinDef] = &[
     scalar::PRINT,
     scalar::LEN,
     scalar::SUM,
@@ -241,10 +250,6 @@ pub static BUILTINS: &[BuiltinDef] = &[
     nn::LINEAR,
     nn::MAX_POOL2D,
     nn::AVG_POOL2D,
-    pointwise::RELU.function,
-    pointwise::LEAKY_RELU.function,
-    pointwise::SIGMOID.function,
-    pointwise::TANH.function,
     nn::SOFTMAX,
     nn::LOG_SOFTMAX,
     nn::DROPOUT,
@@ -266,10 +271,6 @@ pub static BUILTINS: &[BuiltinDef] = &[
     layer_defs::MAX_POOL2D,
     layer_defs::AVG_POOL2D,
     layer_defs::BATCH_NORM2D,
-    pointwise::RELU.layer,
-    pointwise::LEAKY_RELU.layer,
-    pointwise::SIGMOID.layer,
-    pointwise::TANH.layer,
     layer_defs::SOFTMAX,
     layer_defs::IDENTITY,
     layer_defs::FLATTEN,
@@ -299,7 +300,7 @@ static BY_NAME: LazyLock<HashMap<&'static str, usize>> = LazyLock::new(|| {
 
 /// The builtin called `name`.
 pub fn lookup(name: &str) -> Option<&'static BuiltinDef> {
-    BY_NAME.get(name).and_then(|&i| BUILTINS.get(i))
+    BY_NAME.get(name).and_then(|&i| BUILTINS.get(i).copied())
 }
 
 impl BuiltinDef {
@@ -333,7 +334,7 @@ mod tests {
             assert!(lookup(name).is_some(), "{name} is not a builtin");
         }
         // Capitalised builtins build layers, apart from the optimizers.
-        for def in BUILTINS {
+        for def in BUILTINS.iter() {
             let capital = def.name.starts_with(|c: char| c.is_ascii_uppercase());
             let optimizer = ["SGD", "Adam", "AdamW"].contains(&def.name);
             assert_eq!(
@@ -350,6 +351,7 @@ mod tests {
         assert_eq!(BY_NAME.len(), BUILTINS.len());
         let all = BUILTINS
             .iter()
+            .copied()
             .chain(methods::TENSOR_METHODS)
             .chain(methods::LAYER_METHODS)
             .chain(methods::OPTIMIZER_METHODS);

@@ -11,7 +11,7 @@ use super::nn::run_op;
 use super::{Args, BuiltinDef, BuiltinParam as P, DefaultValue as D, Ty};
 use crate::eval::value::format_float;
 use crate::eval::{EvalResult, Interpreter, Value};
-use crate::tensor::{Tensor, TensorError};
+use crate::tensor::{GeluApproximate, Tensor, TensorError};
 
 /// One activation: its two builtins and its kernel.
 pub struct Pointwise {
@@ -90,8 +90,91 @@ pointwise!(
     |x, _| x.tanh()
 );
 
+pointwise!(
+    RELU6,
+    "ReLU6",
+    "relu6",
+    [],
+    "ReLU6(): min(max(x, 0), 6)",
+    "relu6(x): min(max(x, 0), 6)",
+    |x, _| x.relu6()
+);
+
+pointwise!(
+    ELU,
+    "ELU",
+    "elu",
+    [P::optional("alpha", Ty::Number, D::Float(1.0))],
+    "ELU(alpha=1.0): x where positive, alpha*(exp(x) - 1) elsewhere",
+    "elu(x, alpha=1.0): x where positive, alpha*(exp(x) - 1) elsewhere",
+    |x, p| x.elu(number(&p[0]))
+);
+
+pointwise!(
+    GELU,
+    "GELU",
+    "gelu",
+    [P::optional("approximate", Ty::Str, D::Str("none"))],
+    "GELU(approximate=\"none\"): x*Φ(x), Φ the normal CDF (\"tanh\" approximates it)",
+    "gelu(x, approximate=\"none\"): x*Φ(x), Φ the normal CDF (\"tanh\" approximates it)",
+    |x, p| {
+        let name = match &p[0] {
+            Value::Str(s) => s.to_string(),
+            other => other.to_string(),
+        };
+        match GeluApproximate::from_name(&name) {
+            Some(approximate) => x.gelu(approximate),
+            None => Err(TensorError::value(
+                "gelu",
+                format!("approximate must be \"none\" or \"tanh\", got \"{name}\""),
+            )),
+        }
+    }
+);
+
+pointwise!(
+    SILU,
+    "SiLU",
+    "silu",
+    [],
+    "SiLU(): x * sigmoid(x)",
+    "silu(x): x * sigmoid(x)",
+    |x, _| x.silu()
+);
+
+pointwise!(
+    HARDSWISH,
+    "Hardswish",
+    "hardswish",
+    [],
+    "Hardswish(): x * relu6(x + 3) / 6",
+    "hardswish(x): x * relu6(x + 3) / 6",
+    |x, _| x.hardswish()
+);
+
+pointwise!(
+    HARDSIGMOID,
+    "Hardsigmoid",
+    "hardsigmoid",
+    [],
+    "Hardsigmoid(): relu6(x + 3) / 6",
+    "hardsigmoid(x): relu6(x + 3) / 6",
+    |x, _| x.hardsigmoid()
+);
+
 /// Every activation, in the order `:help` lists them.
-pub const ALL: &[&Pointwise] = &[&RELU, &LEAKY_RELU, &SIGMOID, &TANH];
+pub const ALL: &[&Pointwise] = &[
+    &RELU,
+    &LEAKY_RELU,
+    &SIGMOID,
+    &TANH,
+    &RELU6,
+    &ELU,
+    &GELU,
+    &SILU,
+    &HARDSWISH,
+    &HARDSIGMOID,
+];
 
 /// The activation whose layer is called `name` (`GELU`).
 pub fn by_layer(name: &str) -> Option<&'static Pointwise> {
