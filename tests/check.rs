@@ -1457,7 +1457,12 @@ fn program(choices: &[(u8, [i64; 5])]) -> (String, Vec<Statement>) {
                     "sigmoid(v{a})",
                     "v{a} |> LeakyReLU(0.2)",
                     "v{a} |> Tanh()",
-                ][r[2].rem_euclid(4) as usize]
+                    "v{a} |> GELU(approximate=\"tanh\")",
+                    "elu(v{a}, 0.5)",
+                    "v{a} |> AdaptiveAvgPool2d(2)",
+                    "adaptive_max_pool2d(v{a}, [1, 3])",
+                    "v{a} |> Dropout2d(0.5)",
+                ][r[2].rem_euclid(9) as usize]
                     .replace("{a}", &a.to_string());
                 (format!("let {v} = {f}"), ka)
             }

@@ -2124,37 +2124,48 @@ fn literal(values: &[f32]) -> String {
     format!("[{}]", items.join(", "))
 }
 
-/// Each activation case, as its layer and as its functional form, in a `.cnn` script:
-/// PyTorch's output and input gradient to 1e-5.
+/// Each activation and adaptive pooling case, as its layer and as its functional form, in
+/// a `.cnn` script: PyTorch's output and input gradient to 1e-5.
 #[test]
-fn activation_layers_and_functions_match_pytorch_in_the_language() {
-    for case in pytorch_layers::ACTIVATIONS {
-        let Layer::Act(act) = case.layer else {
-            continue;
-        };
-        let (layer, function) = match act {
-            Act::Relu6 => ("ReLU6()".to_string(), "relu6(x)".to_string()),
-            // Hardtanh is the kernel behind ReLU6, not a layer of the language.
-            Act::Hardtanh(..) => continue,
-            Act::Gelu(a) => (
+fn stateless_layers_and_functions_match_pytorch_in_the_language() {
+    let pair = |[h, w]: [usize; 2]| format!("[{h}, {w}]");
+    for case in pytorch_layers::ACTIVATIONS
+        .iter()
+        .chain(pytorch_layers::ADAPTIVE_POOLS)
+    {
+        let (layer, function) = match case.layer {
+            Layer::Act(Act::Relu6) => ("ReLU6()".to_string(), "relu6(x)".to_string()),
+            Layer::Act(Act::Gelu(a)) => (
                 format!("GELU(approximate=\"{}\")", a.name()),
                 format!("gelu(x, approximate=\"{}\")", a.name()),
             ),
-            Act::Silu => ("SiLU()".into(), "silu(x)".into()),
-            Act::Hardswish => ("Hardswish()".into(), "hardswish(x)".into()),
-            Act::Hardsigmoid => ("Hardsigmoid()".into(), "hardsigmoid(x)".into()),
-            Act::Elu(alpha) => (
-                format!("ELU(alpha={alpha:?})"),
-                format!("elu(x, {alpha:?})"),
+            Layer::Act(Act::Silu) => ("SiLU()".into(), "silu(x)".into()),
+            Layer::Act(Act::Hardswish) => ("Hardswish()".into(), "hardswish(x)".into()),
+            Layer::Act(Act::Hardsigmoid) => ("Hardsigmoid()".into(), "hardsigmoid(x)".into()),
+            Layer::Act(Act::Elu(alpha)) => {
+                (format!("ELU(alpha={alpha:?})"), format!("elu(x, {alpha:?})"))
+            }
+            Layer::AdaptiveAvg(size) => (
+                format!("AdaptiveAvgPool2d({})", pair(size)),
+                format!("adaptive_avg_pool2d(x, {})", pair(size)),
             ),
+            Layer::AdaptiveMax(size) => (
+                format!("AdaptiveMaxPool2d({})", pair(size)),
+                format!("adaptive_max_pool2d(x, {})", pair(size)),
+            ),
+            // Hardtanh is the kernel behind ReLU6, not a layer of the language; the norms
+            // have parameters.
+            _ => continue,
         };
+        let shape: Vec<String> = case.x_shape.iter().map(usize::to_string).collect();
         for call in [format!("{layer}(x)"), function] {
             let script = format!(
-                "let x = tensor({}, requires_grad=true)\nlet y = {call}\n(y * tensor({})).sum().backward()\nprint(y.tolist())\nprint(x.grad.tolist())\n",
+                "let flat = tensor({}, requires_grad=true)\nlet x = flat.reshape({})\nlet y = {call}\n(y * tensor({}).reshape(y.shape)).sum().backward()\nprint(y.flatten().tolist())\nprint(flat.grad.tolist())\n",
                 literal(case.x),
+                shape.join(", "),
                 literal(case.g)
             );
-            let source = cnn::source::SourceFile::new("act.cnn", script.clone());
+            let source = cnn::source::SourceFile::new("stateless.cnn", script.clone());
             let (code, output) = cnn::on_big_stack(move || {
                 let ran = cnn::run_captured(&source);
                 (ran.exit_code, ran.output)
@@ -2162,11 +2173,7 @@ fn activation_layers_and_functions_match_pytorch_in_the_language() {
             assert_eq!(code, 0, "{script}\n{output}");
             let lines: Vec<&str> = output.lines().collect();
             assert_pytorch(&parse_list(lines[0]), case.y, &call);
-            assert_pytorch(
-                &parse_list(lines[1]),
-                case.x_grad,
-                &format!("{call} x grad"),
-            );
+            assert_pytorch(&parse_list(lines[1]), case.x_grad, &format!("{call} x grad"));
         }
     }
 }

@@ -211,7 +211,11 @@ fn step_field(layer: &Layer, field: [AxisField; 2]) -> Option<[AxisField; 2]> {
     }
     match layer.kind_name() {
         "Identity" | "Dropout" | "BatchNorm2d" => Some(field),
-        name if super::pointwise::by_layer(name).is_some() => Some(field),
+        name if super::stateless::by_layer(name)
+            .is_some_and(|op| op.shape != super::stateless::ShapeRule::AdaptivePool) =>
+        {
+            Some(field)
+        }
         _ => None,
     }
 }

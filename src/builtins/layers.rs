@@ -12,8 +12,8 @@ use std::fmt;
 use std::rc::Rc;
 
 use super::Args;
-use super::pointwise::Pointwise;
 use super::spatial::{self, Padding, SpatialSpans, Window};
+use super::stateless::Stateless;
 use crate::eval::net::Model;
 use crate::eval::tensor_error::{TensorCode, TensorDiagnostic};
 use crate::eval::value::format_float;
@@ -99,7 +99,7 @@ pub(super) enum Kind {
     },
     Pool(Window),
     /// An elementwise activation and its parameters.
-    Pointwise(&'static Pointwise, Vec<Value>),
+    Stateless(&'static Stateless, Vec<Value>),
     Softmax(i64),
     Identity,
     Flatten(i64, i64),
@@ -290,7 +290,7 @@ impl Layer {
                 ..
             }) => "AvgPool2d",
             Kind::Pool(_) => "MaxPool2d",
-            Kind::Pointwise(op, _) => op.layer.name,
+            Kind::Stateless(op, _) => op.layer.name,
             Kind::Softmax(_) => "Softmax",
             Kind::Identity => "Identity",
             Kind::Flatten(..) => "Flatten",
@@ -729,7 +729,7 @@ fn forward_layer(
             Ok(out)
         }
         Kind::Pool(window) => spatial::pool2d(interp, x, window, &spans),
-        Kind::Pointwise(op, params) => simple(interp, &|| (op.kernel)(x, params)),
+        Kind::Stateless(op, params) => simple(interp, &|| (op.kernel)(x, params, training)),
         Kind::Softmax(dim) => simple(interp, &|| x.softmax(*dim)),
         Kind::Identity => Ok(x.clone()),
         Kind::Flatten(start, end) => simple(interp, &|| x.flatten(*start, *end)),
@@ -843,7 +843,7 @@ impl fmt::Display for Layer {
                 fmt_pair(*stride),
                 fmt_pair(*padding)
             ),
-            Kind::Pointwise(op, params) => f.write_str(&super::pointwise::repr(op, params)),
+            Kind::Stateless(op, params) => f.write_str(&super::stateless::repr(op, params)),
             Kind::Softmax(dim) => write!(f, "Softmax(dim={dim})"),
             Kind::Flatten(s, e) => write!(f, "Flatten(start_dim={s}, end_dim={e})"),
             Kind::Dropout(p) => write!(f, "Dropout(p={})", format_float(*p)),

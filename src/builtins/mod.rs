@@ -18,9 +18,9 @@ pub mod layers;
 pub mod methods;
 mod nn;
 mod optim;
-pub mod pointwise;
 mod scalar;
 pub(crate) mod spatial;
+pub mod stateless;
 mod tensor;
 
 use std::collections::HashMap;
@@ -201,15 +201,15 @@ pub const LAYER_CONSTRUCTORS: &[&str] = &[
 
 /// Whether `def` builds a layer.
 pub fn is_layer_constructor(def: &BuiltinDef) -> bool {
-    LAYER_CONSTRUCTORS.contains(&def.name) || pointwise::by_layer(def.name).is_some()
+    LAYER_CONSTRUCTORS.contains(&def.name) || stateless::by_layer(def.name).is_some()
 }
 
 /// Every builtin, in the order `:help` lists them: the table below, then each activation's
-/// functional form and layer (declared once in [`pointwise`]).
+/// functional form and layer (declared once in [`stateless`]).
 pub static BUILTINS: LazyLock<Vec<&'static BuiltinDef>> = LazyLock::new(|| {
     TABLE
         .iter()
-        .chain(pointwise::ALL.iter().flat_map(|p| [&p.function, &p.layer]))
+        .chain(stateless::ALL.iter().flat_map(|p| [&p.function, &p.layer]))
         .collect()
 });
 

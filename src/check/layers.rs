@@ -8,13 +8,16 @@ use super::error::{CheckError, CheckWarning};
 use super::rules::{Bound, concrete_shape, default_ty, pair};
 use super::ty::{Grad, LayerTy, TensorTy, Ty, shape_string};
 use super::walk::{Checker, derived};
-use crate::builtins::{BuiltinDef, pointwise, spatial};
+use crate::builtins::stateless::{self, ShapeRule, Stateless};
+use crate::builtins::{BuiltinDef, spatial};
 use crate::diagnostic::layers::{
     SPATIAL_RANKS, batch_norm_channels, conv_in_channels_help, layer_rank, linear_features,
 };
 use crate::diagnostic::{TensorCode, TensorDiagnostic};
 use crate::source::Span;
 use crate::tensor::checks;
+use crate::tensor::ops::adaptive_pool::adaptive_pool2d_shape;
+use crate::tensor::ops::loss::dropout2d_check;
 use crate::tensor::receptive_field::AxisField;
 use crate::tensor::shape::{self, ShapeError, SpatialOp};
 
@@ -256,7 +259,9 @@ impl Checker {
         });
         match l.kind {
             "Softmax" | "Identity" | "Dropout" => keep(t),
-            name if pointwise::by_layer(name).is_some() => keep(t),
+            name if let Some(op) = stateless::by_layer(name) => {
+                self.apply_stateless(op, l.pair("output_size"), t, span)
+            }
             "Sequential" => {
                 let mut x = input.clone();
                 self.nest_rows(1);
@@ -446,6 +451,85 @@ impl Checker {
                 _ => upscale(l, t, grad).unwrap_or(unknown),
             },
             _ => unknown,
+        }
+    }
+
+    /// A layer without parameters (or its functional form) on `t`, by its shape rule.
+    pub(super) fn apply_stateless(
+        &mut self,
+        op: &Stateless,
+        output_size: Option<[i64; 2]>,
+        t: &TensorTy,
+        span: Span,
+    ) -> Ty {
+        let grad = derived(t.grad, self.no_grad);
+        let unknown = Ty::Tensor(TensorTy {
+            shape: None,
+            grad,
+            field: None,
+        });
+        match op.shape {
+            ShapeRule::Same => Ty::Tensor(TensorTy {
+                shape: t.shape.clone(),
+                grad,
+                field: t.field.clone(),
+            }),
+            ShapeRule::SameChannels => match &t.shape {
+                Some(shape) if (3..=4).contains(&shape.len()) => Ty::Tensor(TensorTy {
+                    shape: t.shape.clone(),
+                    grad,
+                    field: t.field.clone(),
+                }),
+                // Only the rank is the shape's fault (a valid p leaves that check alone).
+                Some(shape) => match concrete_shape(shape).map(|s| dropout2d_check(&s, 0.5)) {
+                    Some(Err(err)) => {
+                        self.tensor_error(err, span);
+                        Ty::Unknown
+                    }
+                    _ => unknown,
+                },
+                None => unknown,
+            },
+            ShapeRule::AdaptivePool => {
+                let (Some(shape), Some(size)) = (&t.shape, output_size) else {
+                    return unknown;
+                };
+                let Ok(size) = size
+                    .map(usize::try_from)
+                    .into_iter()
+                    .collect::<Result<Vec<_>, _>>()
+                else {
+                    return unknown;
+                };
+                let size = [size[0], size[1]];
+                if let Some(concrete) = concrete_shape(shape) {
+                    return match adaptive_pool2d_shape(op.function.name, &concrete, size) {
+                        Ok(out) => Ty::Tensor(TensorTy {
+                            shape: Some(
+                                out.into_iter()
+                                    .map(|d| SymDim::constant(d as i64))
+                                    .collect(),
+                            ),
+                            grad,
+                            field: None,
+                        }),
+                        Err(err) => {
+                            self.tensor_error(err, span);
+                            Ty::Unknown
+                        }
+                    };
+                }
+                if !(3..=4).contains(&shape.len()) || size.contains(&0) {
+                    return unknown;
+                }
+                let mut out = shape[..shape.len() - 2].to_vec();
+                out.extend(size.map(|d| SymDim::constant(d as i64)));
+                Ty::Tensor(TensorTy {
+                    shape: Some(out),
+                    grad,
+                    field: None,
+                })
+            }
         }
     }
 

@@ -8,7 +8,7 @@ use super::dim::{Comparison, Preconditions, SymDim, compare};
 use super::error::CheckError;
 use super::ty::{Grad, TensorTy, Ty};
 use super::walk::{Checker, TyArg, combined, derived};
-use crate::builtins::{BuiltinDef, BuiltinParam, DefaultValue, pointwise};
+use crate::builtins::{BuiltinDef, BuiltinParam, DefaultValue, stateless};
 use crate::diagnostic::binding::{self, Argument, Callee};
 use crate::eval::tensor_error::{TensorCode, TensorDiagnostic, from_tensor_error};
 use crate::eval::{RuntimeError, Value};
@@ -444,9 +444,15 @@ impl Checker {
                     None => Ty::Tensor(TensorTy::unknown()),
                 }
             }
-            name if matches!(name, "softmax" | "log_softmax" | "dropout")
-                || pointwise::by_function(name).is_some() =>
-            {
+            name if let Some(op) = stateless::by_function(name) => match b.get(0) {
+                Some(Ty::Tensor(t)) => {
+                    let size =
+                        slot_named(def.params, &b.slots, "output_size").and_then(|(t, _)| pair(t));
+                    self.apply_stateless(op, size, t, span)
+                }
+                _ => Ty::Tensor(TensorTy::unknown()),
+            },
+            "softmax" | "log_softmax" | "dropout" => {
                 if let (Some(Ty::Tensor(t)), Some((Ty::Int(Some(dim)), _))) =
                     (b.get(0), slot_named(def.params, &b.slots, "dim"))
                     && !self.dim_in_range(def.name, *dim, t, span)
@@ -491,7 +497,7 @@ impl Checker {
             "save_npy" => Ty::None,
             "conv2d" | "conv_transpose2d" | "max_pool2d" | "avg_pool2d" | "linear"
             | "pixel_shuffle" | "interpolate" => self.functional_window(def, b, span),
-            name if BUILTIN_RULES.contains(&name) || pointwise::by_layer(name).is_some() => {
+            name if BUILTIN_RULES.contains(&name) || stateless::by_layer(name).is_some() => {
                 self.build_layer(def, b, span)
             }
             _ => Ty::Unknown,
@@ -742,8 +748,8 @@ mod tests {
 
     fn listed(name: &str, tables: &[&[&str]]) -> bool {
         tables.iter().any(|t| t.contains(&name))
-            || pointwise::by_layer(name).is_some()
-            || pointwise::by_function(name).is_some()
+            || stateless::by_layer(name).is_some()
+            || stateless::by_function(name).is_some()
     }
 
     #[test]
