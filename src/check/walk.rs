@@ -41,6 +41,47 @@ pub struct TyArg {
     pub span: Span,
 }
 
+/// The most names a "did you mean" hint compares against; past that a file has too many
+/// names for a guess to be useful, and comparing with each would make every undefined
+/// name cost the size of the file.
+const MAX_HINT_CANDIDATES: usize = 1000;
+
+/// Where an error's labels point, its call stack left out: equal errors have equal keys.
+pub(super) type ErrorKey = Vec<(usize, usize)>;
+
+fn error_key(e: &CheckError) -> ErrorKey {
+    use miette::Diagnostic;
+    super::net::without_calls(e)
+        .labels()
+        .into_iter()
+        .flatten()
+        .map(|l| (l.offset(), l.len()))
+        .collect()
+}
+
+/// The errors reported so far, by [`ErrorKey`]: indices into the error list.
+#[derive(Default)]
+pub(super) struct ErrorIndex(HashMap<ErrorKey, Vec<usize>>);
+
+impl ErrorIndex {
+    fn get(&self, key: &ErrorKey) -> impl Iterator<Item = usize> + '_ {
+        self.0.get(key).into_iter().flatten().copied()
+    }
+
+    fn insert(&mut self, key: ErrorKey, at: usize) {
+        self.0.entry(key).or_default().push(at);
+    }
+
+    fn remove(&mut self, key: &ErrorKey, at: usize) {
+        if let Some(list) = self.0.get_mut(key) {
+            list.retain(|&i| i != at);
+            if list.is_empty() {
+                self.0.remove(key);
+            }
+        }
+    }
+}
+
 pub(super) struct Checker {
     scopes: Vec<HashMap<Rc<str>, Ty>>,
     /// The first scope of the current `fn`/`net` body; names below it are globals, whose
@@ -57,6 +98,8 @@ pub(super) struct Checker {
     /// Nets called somewhere with arguments: their bodies are checked with unknown params.
     nets_called_with_args: HashSet<Rc<str>>,
     pub(super) problems: Problems,
+    /// Where the errors reported so far point, to find a repeat without scanning them all.
+    reported: ErrorIndex,
     /// Models built and called: signatures, memoised walks, report rows.
     pub(super) nets: super::net::NetState,
 }
@@ -77,6 +120,7 @@ impl Checker {
             grad_tracked: !scan.changes_grad,
             nets_called_with_args: scan.called_with_args,
             problems: Problems::default(),
+            reported: ErrorIndex::default(),
             nets: super::net::NetState::new(super::net::visible_nets(
                 &program.stmts,
                 &scan.declared_count,
@@ -86,9 +130,42 @@ impl Checker {
 
     pub(super) fn error(&mut self, e: CheckError) {
         // A loop walked once per iteration meets the same mistake each time: one report.
-        if !self.problems.errors.contains(&e) {
-            self.problems.errors.push(e);
+        let key = error_key(&e);
+        let errors = &self.problems.errors;
+        if !self.reported.get(&key).any(|i| errors[i] == e) {
+            self.push_error(key, e);
         }
+    }
+
+    fn push_error(&mut self, key: ErrorKey, e: CheckError) {
+        self.reported.insert(key, self.problems.errors.len());
+        self.problems.errors.push(e);
+    }
+
+    /// Whether an error that reads as `e` apart from its call stack was reported already.
+    pub(super) fn reported_without_calls(&self, e: &CheckError) -> (bool, ErrorKey) {
+        let bare = super::net::without_calls(e);
+        let key = error_key(&bare);
+        let errors = &self.problems.errors;
+        let found = self
+            .reported
+            .get(&key)
+            .any(|i| super::net::without_calls(&errors[i]) == bare);
+        (found, key)
+    }
+
+    /// Adds `e`, found to be new by [`Checker::reported_without_calls`] under `key`.
+    pub(super) fn push_new_error(&mut self, key: ErrorKey, e: CheckError) {
+        self.push_error(key, e);
+    }
+
+    /// Removes and returns the errors reported from index `from` on.
+    pub(super) fn take_errors_from(&mut self, from: usize) -> Vec<CheckError> {
+        let taken = self.problems.errors.split_off(from);
+        for (i, e) in taken.iter().enumerate() {
+            self.reported.remove(&error_key(e), from + i);
+        }
+        taken
     }
 
     fn lookup(&mut self, name: &str, span: Span) -> Ty {
@@ -125,7 +202,19 @@ impl Checker {
         Ty::Unknown
     }
 
+    /// The names a "did you mean" hint may offer: none when there are more than
+    /// [`MAX_HINT_CANDIDATES`], so that a hint costs the same in a file of any size.
     fn visible_names(&self) -> Vec<Rc<str>> {
+        let mut count: usize = self.scopes[self.frame_base..]
+            .iter()
+            .map(HashMap::len)
+            .sum();
+        if self.in_body {
+            count += self.declared_anywhere.len();
+        }
+        if count > MAX_HINT_CANDIDATES {
+            return Vec::new();
+        }
         let mut names: Vec<Rc<str>> = self.scopes[self.frame_base..]
             .iter()
             .flat_map(|s| s.keys().cloned())

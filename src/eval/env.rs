@@ -4,15 +4,17 @@
 //! and calls only record where they start, so entering and leaving a scope costs a push and
 //! a truncate, and a lookup scans a handful of entries without hashing or allocating. Names
 //! are `Rc<str>` shared with the AST, so most comparisons fail or succeed on the length or
-//! the first byte.
+//! the first byte. The top level, which grows with the script, also has an index by name,
+//! so declaring or finding a global costs the same in a script of any length.
 
+use std::collections::HashMap;
 use std::rc::Rc;
 
 use super::value::Value;
 
 /// The bindings of a running program: the script's top level, its blocks and the frames
 /// of the `fn` calls in progress.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Env {
     /// Every live binding, outermost first.
     bindings: Vec<(Rc<str>, Value)>,
@@ -20,7 +22,12 @@ pub struct Env {
     scopes: Vec<usize>,
     /// For each `fn` call in progress, the index in `scopes` of its first scope.
     frames: Vec<usize>,
+    /// Where each top-level name is bound in `bindings` (its latest top-level binding).
+    global_index: HashMap<Rc<str>, usize>,
 }
+
+/// Up to this many top-level bindings, scanning them beats hashing the name.
+const SCAN_GLOBALS: usize = 32;
 
 /// Where an [`Env`] stood before a scope or frame was entered, to return to it.
 #[derive(Clone, Copy, Debug)]
@@ -37,6 +44,12 @@ fn same_name(a: &Rc<str>, b: &str) -> bool {
     a.len() == b.len() && (std::ptr::eq(a, b) || a.iter().zip(b).all(|(x, y)| x == y))
 }
 
+impl Default for Env {
+    fn default() -> Env {
+        Env::new()
+    }
+}
+
 impl Env {
     /// An environment with an empty top level.
     pub fn new() -> Env {
@@ -44,6 +57,7 @@ impl Env {
             bindings: Vec::new(),
             scopes: vec![0],
             frames: Vec::new(),
+            global_index: HashMap::new(),
         }
     }
 
@@ -58,9 +72,22 @@ impl Env {
 
     /// Drops every scope, frame and binding opened after `mark`.
     pub fn reset_to(&mut self, mark: Mark) {
+        let globals = self.globals_end();
         self.bindings.truncate(mark.bindings);
         self.scopes.truncate(mark.scopes.max(1));
         self.frames.truncate(mark.frames);
+        if mark.bindings < globals {
+            self.reindex_globals();
+        }
+    }
+
+    /// Rebuilds [`Env::global_index`] from the top-level bindings.
+    fn reindex_globals(&mut self) {
+        let end = self.globals_end();
+        self.global_index.clear();
+        for (i, (name, _)) in self.bindings[..end].iter().enumerate() {
+            self.global_index.insert(name.clone(), i);
+        }
     }
 
     /// Leaves only the top-level scope, after an error stopped a run midway; top-level
@@ -84,6 +111,7 @@ impl Env {
         self.bindings = saved;
         self.scopes.truncate(1);
         self.frames.clear();
+        self.reindex_globals();
     }
 
     /// Opens a block scope.
@@ -102,6 +130,9 @@ impl Env {
     pub fn clear_scope_after(&mut self, keep: usize) {
         if let Some(&start) = self.scopes.last() {
             self.bindings.truncate(start + keep);
+        }
+        if self.scopes.len() == 1 {
+            self.reindex_globals();
         }
     }
 
@@ -123,18 +154,24 @@ impl Env {
     /// else the latest top-level one.
     #[inline]
     fn find(&self, name: &str) -> Option<usize> {
-        let start = self.frame_start();
+        let globals = self.globals_end();
+        let start = match self.frame_start() {
+            0 => globals,
+            start => start,
+        };
         let local = self.bindings[start..]
             .iter()
             .rposition(|(n, _)| same_name(n, name))
             .map(|i| i + start);
-        if local.is_some() || start == 0 {
+        if local.is_some() {
             return local;
         }
-        let globals = self.globals_end().min(start);
-        self.bindings[..globals]
-            .iter()
-            .rposition(|(n, _)| same_name(n, name))
+        if globals <= SCAN_GLOBALS {
+            return self.bindings[..globals]
+                .iter()
+                .rposition(|(n, _)| same_name(n, name));
+        }
+        self.global_index.get(name).copied()
     }
 
     /// The value bound to `name`.
@@ -162,6 +199,13 @@ impl Env {
     /// Declares `name` in the current scope. Redeclaring in the same scope replaces the old
     /// binding: without closures nothing can still see it, and loops stay bounded.
     pub fn declare(&mut self, name: Rc<str>, value: Value) {
+        if self.scopes.len() == 1 {
+            match self.global_index.get(&name) {
+                Some(&i) => self.bindings[i].1 = value,
+                None => self.push(name, value),
+            }
+            return;
+        }
         let start = self.scopes.last().copied().unwrap_or(0);
         if let Some(slot) = self.bindings[start..]
             .iter_mut()
@@ -176,6 +220,9 @@ impl Env {
 
     /// Pushes a binding without looking for an old one (fresh scopes, parameters).
     pub fn push(&mut self, name: Rc<str>, value: Value) {
+        if self.scopes.len() == 1 {
+            self.global_index.insert(name.clone(), self.bindings.len());
+        }
         self.bindings.push((name, value));
     }
 
@@ -241,6 +288,38 @@ mod tests {
         assert_eq!(int(&env, "x"), Some(1));
         assert_eq!(int(&env, "y"), None);
         assert!(!env.assign("y", Value::Int(0)));
+    }
+
+    #[test]
+    fn many_globals_are_found_redeclared_and_restored_through_the_index() {
+        let mut env = Env::new();
+        let n = 3 * SCAN_GLOBALS as i64;
+        for i in 0..n {
+            env.declare(format!("g{i}").into(), Value::Int(i));
+        }
+        env.declare("g5".into(), Value::Int(-5));
+        assert_eq!(env.globals().count(), n as usize);
+        let saved = env.save_globals();
+        env.push_scope();
+        env.declare("g7".into(), Value::Int(700));
+        assert_eq!(int(&env, "g7"), Some(700));
+        env.push_frame();
+        env.push("local".into(), Value::Int(1));
+        assert_eq!(
+            int(&env, "g7"),
+            Some(7),
+            "a frame sees the global, not the block's"
+        );
+        assert_eq!(int(&env, "g5"), Some(-5));
+        assert!(env.assign("g9", Value::Int(90)));
+        env.unwind_to_top();
+        assert_eq!(int(&env, "g9"), Some(90));
+        assert_eq!(int(&env, "local"), None);
+        env.declare("late".into(), Value::Int(1));
+        env.restore_globals(saved);
+        assert_eq!(int(&env, "g9"), Some(9));
+        assert_eq!(int(&env, "late"), None);
+        assert_eq!(int(&env, &format!("g{}", n - 1)), Some(n - 1));
     }
 
     #[test]
