@@ -171,23 +171,25 @@ impl SourceFile {
         }
     }
 
-    /// Appends `separator` (when the text is not empty) and then `text` as a new part named
-    /// `name`; returns the offset where `text` starts. The text is copied only when a clone
-    /// of this source is still alive elsewhere.
-    pub fn push_part(&mut self, separator: &str, name: &str, text: &str) -> u32 {
+    /// Appends `separator` (when the text is not empty), then `hidden` and `text`, as a new
+    /// part named `name` showing only `text`; returns the offset where `hidden` starts. The
+    /// text is copied only when a clone of this source is still alive elsewhere.
+    pub fn push_part(&mut self, separator: &str, hidden: &str, name: &str, text: &str) -> u32 {
         let whole = Arc::make_mut(&mut self.text);
         if !whole.is_empty() {
             whole.push_str(separator);
         }
         let start = whole.len();
+        whole.push_str(hidden);
+        let shown = whole.len();
         whole.push_str(text);
-        let span = Span::new(start, whole.len());
+        let span = Span::new(shown, whole.len());
         Arc::make_mut(&mut self.parts).push(SourcePart {
             name: name.to_string(),
             span,
         });
         self.lines = Arc::default();
-        span.start
+        start as u32
     }
 
     /// The entries of a session's text, in order (empty for a plain file).
@@ -385,10 +387,10 @@ mod tests {
     #[test]
     fn a_part_pushed_onto_a_shared_source_leaves_the_clone_as_it_was() {
         let mut source = SourceFile::with_parts("<repl>", "", Vec::new());
-        assert_eq!(source.push_part("\n;\n", "<repl:1>", "let a = 1"), 0);
+        assert_eq!(source.push_part("\n;\n", "", "<repl:1>", "let a = 1"), 0);
         let kept = source.clone();
         assert_eq!(source.line_col(8), (1, 9));
-        assert_eq!(source.push_part("\n;\n", "<repl:2>", "a"), 12);
+        assert_eq!(source.push_part("\n;\n", "", "<repl:2>", "a"), 12);
         assert_eq!(source.text(), "let a = 1\n;\na");
         assert_eq!(source.line_col(12), (3, 1));
         assert_eq!(kept.text(), "let a = 1");

@@ -64,6 +64,8 @@ pub(super) struct Recorded {
 
 /// A finished walk through a net body, remembered for the next call with the same types.
 struct Walked {
+    /// The net walked, kept alive so that its address (the memo's key) stays its own.
+    _net: Rc<NetDef>,
     params: Vec<Ty>,
     args: Option<Vec<Ty>>,
     /// The result; its preconditions are replayed into an enclosing signature's.
@@ -134,12 +136,9 @@ pub(super) fn without_calls(e: &CheckError) -> CheckError {
 }
 
 impl NetState {
-    /// The state for a program whose visible nets are `globals`.
-    pub(super) fn new(globals: HashMap<Rc<str>, Rc<NetDef>>) -> NetState {
-        NetState {
-            globals,
-            ..NetState::default()
-        }
+    /// Drops every remembered walk (they are walked again when next needed).
+    pub(super) fn forget_walks(&mut self) {
+        self.memo.clear();
     }
 }
 
@@ -266,6 +265,7 @@ impl Checker {
         };
         if !recording {
             self.nets.memo.entry(k).or_default().push(Walked {
+                _net: net.clone(),
                 params: params.to_vec(),
                 args: arg_tys,
                 signature: signature.clone(),
