@@ -24,7 +24,28 @@ pub struct Env {
     frames: Vec<usize>,
     /// Where each top-level name is bound in `bindings` (its latest top-level binding).
     global_index: HashMap<Rc<str>, usize>,
+    /// Since the last [`Env::save_globals`]: how to put the top level back.
+    journal: Option<Journal>,
+    /// Counts the calls of [`Env::save_globals`], naming each saved state.
+    generation: u64,
+    /// Per top-level binding, the last generation whose journal holds its old value.
+    recorded: Vec<u64>,
 }
+
+/// The changes to the top level since [`Env::save_globals`], to undo them.
+#[derive(Debug)]
+struct Journal {
+    generation: u64,
+    /// How many top-level bindings there were.
+    len: usize,
+    /// The old value of each of those bindings changed since, in the order first changed.
+    undo: Vec<(usize, Value)>,
+}
+
+/// A saved state of the top level (see [`Env::save_globals`]); the default one is the empty
+/// top level.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SavedTop(u64);
 
 /// Up to this many top-level bindings, scanning them beats hashing the name.
 const SCAN_GLOBALS: usize = 32;
@@ -58,6 +79,9 @@ impl Env {
             scopes: vec![0],
             frames: Vec::new(),
             global_index: HashMap::new(),
+            journal: None,
+            generation: 0,
+            recorded: Vec::new(),
         }
     }
 
@@ -99,19 +123,63 @@ impl Env {
         self.frames.clear();
     }
 
-    /// A copy of the top-level bindings (the values are shared handles), for
-    /// [`Env::restore_globals`].
-    pub fn save_globals(&self) -> Vec<(Rc<str>, Value)> {
-        self.bindings[..self.globals_end()].to_vec()
+    /// Marks the top level as it is now, for [`Env::restore_globals`]: from here on, each
+    /// top-level binding keeps its old value (a shared handle) the first time it changes,
+    /// so saving costs nothing and restoring costs what changed.
+    pub fn save_globals(&mut self) -> SavedTop {
+        self.generation += 1;
+        self.journal = Some(Journal {
+            generation: self.generation,
+            len: self.globals_end(),
+            undo: Vec::new(),
+        });
+        SavedTop(self.generation)
     }
 
-    /// Puts back the top-level bindings saved by [`Env::save_globals`], dropping every
-    /// scope and frame: a REPL entry that failed leaves the names as they were before it.
-    pub fn restore_globals(&mut self, saved: Vec<(Rc<str>, Value)>) {
-        self.bindings = saved;
+    /// Puts the top level back as it was at `saved` (the latest save, or the default: the
+    /// empty top level), dropping every scope and frame: a REPL entry that failed leaves the
+    /// names as they were before it.
+    pub fn restore_globals(&mut self, saved: SavedTop) {
         self.scopes.truncate(1);
         self.frames.clear();
-        self.reindex_globals();
+        match self.journal.take() {
+            Some(journal) if journal.generation == saved.0 => {
+                for (i, (name, _)) in self.bindings.iter().enumerate().skip(journal.len) {
+                    if self.global_index.get(name) == Some(&i) {
+                        self.global_index.remove(name);
+                    }
+                }
+                self.bindings.truncate(journal.len);
+                for (i, value) in journal.undo.into_iter().rev() {
+                    if let Some(binding) = self.bindings.get_mut(i) {
+                        binding.1 = value;
+                    }
+                }
+            }
+            _ => {
+                self.bindings.clear();
+                self.global_index.clear();
+                self.recorded.clear();
+            }
+        }
+    }
+
+    /// Binding `i` is about to change: keep its old value if it is a top-level binding
+    /// the journal has not kept yet.
+    fn touch(&mut self, i: usize) {
+        let Some(journal) = &mut self.journal else {
+            return;
+        };
+        if i >= journal.len {
+            return;
+        }
+        if self.recorded.len() <= i {
+            self.recorded.resize(i + 1, 0);
+        }
+        if self.recorded[i] != journal.generation {
+            self.recorded[i] = journal.generation;
+            journal.undo.push((i, self.bindings[i].1.clone()));
+        }
     }
 
     /// Opens a block scope.
@@ -184,6 +252,7 @@ impl Env {
     pub fn assign(&mut self, name: &str, value: Value) -> bool {
         match self.find(name) {
             Some(i) => {
+                self.touch(i);
                 self.bindings[i].1 = value;
                 true
             }
@@ -193,7 +262,9 @@ impl Env {
 
     /// A mutable reference to the value bound to `name`, for in-place updates.
     pub fn get_mut(&mut self, name: &str) -> Option<&mut Value> {
-        self.find(name).map(|i| &mut self.bindings[i].1)
+        let i = self.find(name)?;
+        self.touch(i);
+        Some(&mut self.bindings[i].1)
     }
 
     /// Declares `name` in the current scope. Redeclaring in the same scope replaces the old
@@ -201,7 +272,10 @@ impl Env {
     pub fn declare(&mut self, name: Rc<str>, value: Value) {
         if self.scopes.len() == 1 {
             match self.global_index.get(&name) {
-                Some(&i) => self.bindings[i].1 = value,
+                Some(&i) => {
+                    self.touch(i);
+                    self.bindings[i].1 = value;
+                }
                 None => self.push(name, value),
             }
             return;
@@ -229,6 +303,9 @@ impl Env {
     /// A mutable reference to the binding `offset` places into the current scope.
     pub fn scope_slot(&mut self, offset: usize) -> Option<&mut Value> {
         let start = self.scopes.last().copied()?;
+        if start + offset < self.bindings.len() {
+            self.touch(start + offset);
+        }
         self.bindings.get_mut(start + offset).map(|(_, v)| v)
     }
 
@@ -320,6 +397,20 @@ mod tests {
         assert_eq!(int(&env, "g9"), Some(9));
         assert_eq!(int(&env, "late"), None);
         assert_eq!(int(&env, &format!("g{}", n - 1)), Some(n - 1));
+        // Changed twice, once in place: the first old value comes back.
+        let saved = env.save_globals();
+        env.declare("g1".into(), Value::Int(10));
+        *env.get_mut("g1").unwrap() = Value::Int(11);
+        env.declare("later".into(), Value::Int(2));
+        env.restore_globals(saved);
+        assert_eq!(int(&env, "g1"), Some(1));
+        assert_eq!(int(&env, "later"), None);
+        env.declare("later".into(), Value::Int(3));
+        assert_eq!(int(&env, "later"), Some(3));
+        // A state saved before the latest one is gone: the default empties the top level.
+        env.restore_globals(SavedTop::default());
+        assert_eq!(env.globals().count(), 0);
+        assert_eq!(int(&env, "g1"), None);
     }
 
     #[test]
