@@ -3,6 +3,8 @@
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::check::ty::Ty;
 use crate::eval::Interpreter;
@@ -18,6 +20,8 @@ pub const EXIT_CHECK: i32 = 1;
 pub const EXIT_RUNTIME: i32 = 2;
 /// Exit code: the command line was wrong (bad arguments, unreadable script).
 pub const EXIT_USAGE: i32 = 64;
+/// Exit code: stopped by Ctrl-C (SIGINT), as a shell reports a process it interrupted.
+pub const EXIT_INTERRUPTED: i32 = 130;
 
 fn emit(problems: &[Problem], format: Format) {
     if problems.is_empty() {
@@ -79,9 +83,10 @@ pub fn check_file(path: &Path, format: Format, shapes: bool) -> i32 {
     }
 }
 
-/// `cnn run FILE`: check, then run; exit 1 on check errors, 2 on a run-time error. With
-/// `no_check`, only parse before running (syntax errors still exit 1). `seed` seeds the
-/// generator first, as `seed(n)` at the top of the script would (same bits for negatives).
+/// `cnn run FILE`: check, then run; exit 1 on check errors, 2 on a run-time error, 130 when
+/// Ctrl-C stopped it. With `no_check`, only parse before running (syntax errors still exit
+/// 1). `seed` seeds the generator first, as `seed(n)` at the top of the script would (same
+/// bits for negatives).
 pub fn run_file(path: &Path, format: Format, no_check: bool, seed: Option<i64>) -> i32 {
     let source = match load(path, format) {
         Ok(s) => s,
@@ -91,6 +96,7 @@ pub fn run_file(path: &Path, format: Format, no_check: bool, seed: Option<i64>) 
         crate::tensor::seed(n as u64);
     }
     let mut interpreter = Interpreter::new(Box::new(std::io::stdout()));
+    stop_on_ctrl_c(interpreter.interrupt_handle());
     // The checker's warnings come before anything the program prints.
     let program = if no_check {
         parse(&source).map_err(RunError::Check)
@@ -184,6 +190,23 @@ summary({net}(){input})
     exit_code(outcome.map(|_| ()), format)
 }
 
+/// Ctrl-C while a script runs: the first raises `interrupt`, so the program stops at its
+/// next statement or loop iteration with E0506 (and what it printed is flushed); a second
+/// exits at once, for a builtin or kernel that runs long without looking at the flag.
+fn stop_on_ctrl_c(interrupt: Arc<AtomicBool>) {
+    let pressed = AtomicBool::new(false);
+    let installed = ctrlc::set_handler(move || {
+        if pressed.swap(true, Ordering::SeqCst) {
+            // `exit` flushes standard output; the program's own writes are flushed each time.
+            std::process::exit(EXIT_INTERRUPTED);
+        }
+        interrupt.store(true, Ordering::SeqCst);
+    });
+    if let Err(e) = installed {
+        eprintln!("warning: Ctrl-C will not stop the program cleanly: {e}");
+    }
+}
+
 /// Prints what stopped a run and gives the exit code for it.
 fn exit_code(outcome: Result<(), RunError>, format: Format) -> i32 {
     match outcome {
@@ -193,8 +216,13 @@ fn exit_code(outcome: Result<(), RunError>, format: Format) -> i32 {
             EXIT_CHECK
         }
         Err(RunError::Runtime(problem)) => {
+            let interrupted = problem.code().as_deref() == Some("E0506");
             emit(&[problem], format);
-            EXIT_RUNTIME
+            if interrupted {
+                EXIT_INTERRUPTED
+            } else {
+                EXIT_RUNTIME
+            }
         }
     }
 }

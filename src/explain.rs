@@ -106,7 +106,7 @@ const ENTRIES: &[Entry] = &[
     entry!("E0502", "file is not a valid npy / safetensors / image"),
     entry!(
         "E0503",
-        "tensor too large for memory (an allocation that would fail is refused first, never an abort)"
+        "over the memory budget (an allocation that would not fit is refused first, never an abort)"
     ),
     entry!(
         "E0504",

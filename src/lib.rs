@@ -7,6 +7,7 @@
 pub mod builtins;
 pub mod check;
 pub mod cli;
+pub mod diagnostic;
 pub mod eval;
 pub mod explain;
 pub mod files;

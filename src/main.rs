@@ -14,6 +14,11 @@ struct Cli {
     /// Without a command, `cnn` opens the REPL.
     #[command(subcommand)]
     command: Option<Command>,
+    /// The memory budget for tensors, lists and strings, such as 512M or 4G (powers of
+    /// 1024); an allocation over it is refused with E0503. Default: the memory available at
+    /// start (cgroup limit or MemAvailable), minus a margin.
+    #[arg(long, global = true, value_name = "SIZE", value_parser = cnn::tensor::memory::parse_size)]
+    max_memory: Option<u64>,
 }
 
 #[derive(Subcommand)]
@@ -96,6 +101,11 @@ fn main() {
             });
         }
     };
+    match cli.max_memory {
+        Some(bytes) => cnn::tensor::memory::set_limit(bytes),
+        // Read the memory available now, before anything is allocated.
+        None => _ = cnn::tensor::memory::limit(),
+    }
     let code = cnn::on_big_stack(move || match cli.command.unwrap_or(Command::Repl) {
         Command::Repl => cnn::repl::run(),
         Command::Run {

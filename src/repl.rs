@@ -110,28 +110,58 @@ impl Helper for EntryHelper {}
 /// Run the REPL on the terminal (or on piped standard input); returns the exit code.
 pub fn run() -> i32 {
     let session = Rc::new(RefCell::new(Session::new(Box::new(std::io::stdout()))));
-    let running = Arc::new(AtomicBool::new(false));
+    let state = Arc::new(SignalState::default());
     if std::io::stdin().is_terminal() {
-        interactive(&session, &running)
+        interactive(&session, &state)
     } else {
-        arm_ctrl_c(&session.borrow(), &running);
-        piped(&mut session.borrow_mut(), &running)
+        arm_ctrl_c(&session.borrow(), &state, false);
+        piped(&mut session.borrow_mut(), &state)
     }
 }
 
-/// While an entry runs (`running`), Ctrl-C stops it with E0506 and the prompt comes back;
-/// at the prompt rustyline reads Ctrl-C as a key, so the signal only arrives here when no
-/// prompt is up, and then (piped input between entries) it ends the program.
+/// What the REPL is doing when SIGINT arrives, for the Ctrl-C handler.
+#[derive(Default)]
+struct SignalState {
+    /// An entry is running.
+    running: AtomicBool,
+    /// A line is being read in the terminal's own line mode (a dumb terminal), where
+    /// Ctrl-C is a signal rather than a key rustyline reads.
+    reading_cooked: AtomicBool,
+    /// Ctrl-C came while such a line was read: the entry typed so far is dropped.
+    dropped: AtomicBool,
+}
+
+/// The terminals rustyline does not drive (its "unsupported" list): it reads their lines
+/// with the terminal's line editing, so Ctrl-C at the prompt is a SIGINT.
+fn is_dumb_terminal() -> bool {
+    std::env::var("TERM").is_ok_and(|term| {
+        ["dumb", "cons25", "emacs"]
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case(&term))
+    })
+}
+
+/// Ctrl-C stops a running entry with E0506 and the prompt comes back; it never ends an
+/// interactive session. At the prompt rustyline reads Ctrl-C as a key, except on a dumb
+/// terminal, where the terminal drops the typed line and sends SIGINT: a fresh prompt
+/// follows and the entry typed so far is dropped. A SIGINT from elsewhere (`kill -INT`)
+/// at the prompt is ignored. With piped input, one between entries ends the program.
 ///
 /// rustyline takes SIGINT over when its terminal opens, so this must come after.
-fn arm_ctrl_c(session: &Session, running: &Arc<AtomicBool>) {
+fn arm_ctrl_c(session: &Session, state: &Arc<SignalState>, interactive: bool) {
     let interrupt = session.interrupt_handle();
-    let running = Arc::clone(running);
+    let state = Arc::clone(state);
     let installed = ctrlc::set_handler(move || {
-        if running.load(Ordering::SeqCst) {
+        if state.running.load(Ordering::SeqCst) {
             interrupt.store(true, Ordering::SeqCst);
-        } else {
-            std::process::exit(130);
+        } else if !interactive {
+            std::process::exit(crate::cli::EXIT_INTERRUPTED);
+        } else if state.reading_cooked.load(Ordering::SeqCst) {
+            state.dropped.store(true, Ordering::SeqCst);
+            // The terminal echoed `^C` and no newline.
+            let mut out = std::io::stdout().lock();
+            let _ = write!(out, "\n{PROMPT}");
+            let _ = out.flush();
         }
     });
     if let Err(e) = installed {
@@ -140,10 +170,10 @@ fn arm_ctrl_c(session: &Session, running: &Arc<AtomicBool>) {
 }
 
 /// Evaluate one entry with Ctrl-C armed, and print what it produced.
-fn evaluate(session: &mut Session, running: &AtomicBool, entry: &str) -> Reply {
-    running.store(true, Ordering::SeqCst);
+fn evaluate(session: &mut Session, state: &SignalState, entry: &str) -> Reply {
+    state.running.store(true, Ordering::SeqCst);
     let reply = session.enter(entry);
-    running.store(false, Ordering::SeqCst);
+    state.running.store(false, Ordering::SeqCst);
     let _ = std::io::stdout().flush();
     if !reply.output.is_empty() {
         println!("{}", reply.output);
@@ -162,7 +192,7 @@ fn evaluate(session: &mut Session, running: &AtomicBool, entry: &str) -> Reply {
     reply
 }
 
-fn piped(session: &mut Session, running: &AtomicBool) -> i32 {
+fn piped(session: &mut Session, state: &SignalState) -> i32 {
     let mut pending = String::new();
     let mut code = EXIT_OK;
     let stdin = std::io::stdin();
@@ -176,7 +206,7 @@ fn piped(session: &mut Session, running: &AtomicBool) -> i32 {
             pending.push('\n');
             continue;
         }
-        let reply = evaluate(session, running, &std::mem::take(&mut pending));
+        let reply = evaluate(session, state, &std::mem::take(&mut pending));
         if reply.failed() {
             code = EXIT_CHECK;
         }
@@ -184,13 +214,13 @@ fn piped(session: &mut Session, running: &AtomicBool) -> i32 {
             return code;
         }
     }
-    if !pending.trim().is_empty() && evaluate(session, running, &pending).failed() {
+    if !pending.trim().is_empty() && evaluate(session, state, &pending).failed() {
         code = EXIT_CHECK;
     }
     code
 }
 
-fn interactive(session: &Rc<RefCell<Session>>, running: &Arc<AtomicBool>) -> i32 {
+fn interactive(session: &Rc<RefCell<Session>>, state: &Arc<SignalState>) -> i32 {
     let mut editor: Editor<EntryHelper, DefaultHistory> = match Editor::new() {
         Ok(editor) => editor,
         Err(e) => {
@@ -198,7 +228,7 @@ fn interactive(session: &Rc<RefCell<Session>>, running: &Arc<AtomicBool>) -> i32
             return EXIT_USAGE;
         }
     };
-    arm_ctrl_c(&session.borrow(), running);
+    arm_ctrl_c(&session.borrow(), state, true);
     editor.set_helper(Some(EntryHelper {
         session: Rc::clone(session),
     }));
@@ -214,7 +244,8 @@ fn interactive(session: &Rc<RefCell<Session>>, running: &Arc<AtomicBool>) -> i32
         "cnn {}: :help for help, Ctrl-D to leave",
         env!("CARGO_PKG_VERSION")
     );
-    while let Some(entry) = read_entry(&mut editor) {
+    let dumb = is_dumb_terminal();
+    while let Some(entry) = read_entry(&mut editor, state, dumb) {
         if entry.trim().is_empty() {
             continue;
         }
@@ -226,15 +257,20 @@ fn interactive(session: &Rc<RefCell<Session>>, running: &Arc<AtomicBool>) -> i32
                 eprintln!("warning: cannot save history to {}: {e}", path.display());
             }
         }
-        if evaluate(&mut session.borrow_mut(), running, &entry).quit {
+        if evaluate(&mut session.borrow_mut(), state, &entry).quit {
             break;
         }
     }
     EXIT_OK
 }
 
-/// One entry, over as many lines as it needs; `None` at Ctrl-D.
-fn read_entry(editor: &mut Editor<EntryHelper, DefaultHistory>) -> Option<String> {
+/// One entry, over as many lines as it needs; `None` at Ctrl-D. On a `dumb` terminal,
+/// Ctrl-C is a signal (see [`arm_ctrl_c`]) and drops the lines read so far.
+fn read_entry(
+    editor: &mut Editor<EntryHelper, DefaultHistory>,
+    state: &SignalState,
+    dumb: bool,
+) -> Option<String> {
     let mut entry = String::new();
     loop {
         let prompt = if entry.is_empty() {
@@ -242,7 +278,14 @@ fn read_entry(editor: &mut Editor<EntryHelper, DefaultHistory>) -> Option<String
         } else {
             CONTINUATION_PROMPT
         };
-        match editor.readline(prompt) {
+        state.reading_cooked.store(dumb, Ordering::SeqCst);
+        let read = editor.readline(prompt);
+        state.reading_cooked.store(false, Ordering::SeqCst);
+        if state.dropped.swap(false, Ordering::SeqCst) {
+            // The terminal dropped the line typed before Ctrl-C; what was read is new.
+            entry.clear();
+        }
+        match read {
             Ok(line) => {
                 entry.push_str(&line);
                 if !Session::needs_continuation(&entry) {

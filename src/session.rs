@@ -19,7 +19,7 @@ use miette::Diagnostic;
 use crate::builtins::{self, BuiltinDef, methods};
 use crate::check::{self, ty::Ty};
 use crate::cli::type_for_shapes;
-use crate::eval::{Interpreter, Value, tensor::TENSOR_FIELDS};
+use crate::eval::{Interpreter, RuntimeError, Value, tensor::TENSOR_FIELDS};
 use crate::report::Problem;
 use crate::source::{SourceFile, Span};
 use crate::syntax::{
@@ -158,7 +158,8 @@ impl Session {
 
     /// Evaluate one entry: a `:` command or code. Code is checked against the session
     /// first; on any error the session stays exactly as it was (but a tensor the entry
-    /// changed in place before failing at run time stays changed).
+    /// changed in place before failing at run time stays changed). An entry stopped by an
+    /// interrupt (E0506) keeps what it did before it was stopped.
     pub fn enter(&mut self, input: &str) -> Reply {
         let trimmed = input.trim();
         if trimmed.is_empty() {
@@ -222,17 +223,26 @@ impl Session {
         reply
             .problems
             .extend(take_warnings(&source, &mut self.interpreter));
+        // An interrupt is not an error: what the entry did before Ctrl-C stays, as after
+        // Python's KeyboardInterrupt, and later entries are checked against it.
+        let interrupted =
+            matches!(&outcome, Err(e) if matches!(**e, RuntimeError::Interrupted { .. }));
+        if outcome.is_ok() || interrupted {
+            self.checker.get_mut().commit();
+            self.keep_let_types(&program, lets);
+        } else {
+            self.checker.get_mut().rollback();
+        }
         match outcome {
             Ok(value) => {
-                self.checker.get_mut().commit();
-                self.keep_let_types(&program, lets);
                 if let Some(value) = value.filter(|v| !matches!(v, Value::None)) {
                     reply.output = value.repr().to_string();
                 }
             }
             Err(error) => {
-                self.checker.get_mut().rollback();
-                self.interpreter.restore_globals(saved);
+                if !interrupted {
+                    self.interpreter.restore_globals(saved);
+                }
                 reply.problems.push(Problem::new(*error, &source));
             }
         }
@@ -635,7 +645,8 @@ pub fn help_text() -> String {
          variable (a tensor it changed in place before failing stays changed). An entry\n\
          continues on the next line (`...>`) while a bracket is open or a line ends in an\n\
          operator. Tab completes names, methods after `.` and argument names in a call.\n\
-         Ctrl-C stops a running entry, or clears the line; Ctrl-D leaves.\n\n",
+         Ctrl-C stops a running entry and keeps what it did so far (an interrupt is not an\n\
+         error: nothing is rolled back), or clears the line; Ctrl-D leaves.\n\n",
     );
     for (command, what) in COMMANDS {
         text.push_str(&format!("  {command:<12} {what}\n"));

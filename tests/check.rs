@@ -1319,3 +1319,328 @@ fn a_fn_defined_in_a_net_body_does_not_return_for_the_net() {
     );
     assert_eq!(type_of(text, "y"), "tensor [1, 2, 4, 4]");
 }
+
+/// A value the checker cannot compute (`2 ** 4` is not folded) leaves the dims it decides
+/// unknown: the checker never states the input's channels for a layer's output.
+#[test]
+fn an_unknown_out_channels_is_never_the_inputs() {
+    let script = "net Straight {\n    input x: [N, 8, H, W]\n    let c = 2 ** 4\n    return x |> Conv2d(8, c, 1)\n}\nlet y = Straight()(randn(1, 8, 2, 2))\n";
+    let source = SourceFile::new("straight.cnn", script);
+    let (codes, dims, engine) = cnn::on_big_stack(move || {
+        let (codes, last) = checker_view(&source);
+        let dims = match last {
+            Some(Ty::Tensor(t)) => t
+                .shape
+                .map(|s| s.iter().map(|d| d.as_const()).collect::<Vec<_>>()),
+            _ => None,
+        };
+        (codes, dims, engine_view(&source))
+    });
+    assert!(codes.is_empty(), "{codes:?}");
+    // Batch and spatial sizes are derived; the channels are not.
+    assert_eq!(dims, Some(vec![Some(1), None, Some(2), Some(2)]));
+    assert!(engine.is_ok());
+}
+
+// ----- Programs: the checker against the engine, statement by statement -----
+
+/// Nets the generated programs call: one straight, one with an `if` on a parameter, one
+/// nesting another.
+const NETS: &str = "net Block(c) {
+    input x: [N, C, H, W]
+    return x |> Conv2d(_, c, 3, padding=1) |> ReLU()
+}
+net Down(c, pool=true) {
+    input x: [N, C, H, W]
+    let y = x |> Conv2d(_, c, 1)
+    if pool {
+        y = y |> MaxPool2d(2)
+    }
+    return y
+}
+net Outer(c) {
+    input x: [N, C, H, W]
+    return x |> Block(c) |> Block(c)
+}
+let unknown_size = len(ones(3).tolist())
+";
+
+/// One generated statement: its text, and whether everything it reads is known to the
+/// checker (operands of known shape and grad flag, arguments written as literals), so a
+/// mistake in it is one the checker must find.
+struct Statement {
+    text: String,
+    decidable: bool,
+}
+
+/// A program built from random choices: tensors made with literal shapes, then layers,
+/// functional forms, methods, arithmetic, indexing, losses, backward, in-place writes, a
+/// loop and net calls over earlier tensors, with arguments sometimes wrong (a size off by
+/// one, a string for an int, a dim out of range), sometimes unknown to the checker (`**`,
+/// a size read from a tensor).
+fn program(choices: &[(u8, [i64; 5])]) -> (String, Vec<Statement>) {
+    let mut stmts: Vec<Statement> = Vec::new();
+    // Per tensor variable: whether its shape and grad flag are known to the checker.
+    let mut known: Vec<bool> = Vec::new();
+    // Per tensor variable: whether it came from a reshape.
+    let mut reshaped: Vec<bool> = Vec::new();
+    let pick = |known: &Vec<bool>, r: i64| (r.unsigned_abs() as usize) % known.len();
+    for (kind, r) in choices {
+        let n = known.len();
+        let v = format!("v{n}");
+        let size = |x: i64| 1 + x.rem_euclid(5);
+        // A size argument: a literal usually, `_`, an unknown int, or `2 ** k`.
+        let arg = |x: i64, lit: i64| match x.rem_euclid(7) {
+            0 => ("unknown_size".to_string(), false),
+            1 => (format!("2 ** {}", x.rem_euclid(3)), false),
+            _ => (lit.to_string(), true),
+        };
+        if n == 0 || *kind % 16 == 0 {
+            let rank = 1 + r[0].rem_euclid(4) as usize;
+            let dims: Vec<String> = r[1..=rank.min(4)]
+                .iter()
+                .map(|d| size(*d).to_string())
+                .collect();
+            let grad = if r[0].rem_euclid(3) == 0 {
+                ", requires_grad=true"
+            } else {
+                ""
+            };
+            stmts.push(Statement {
+                text: format!("let {v} = randn({}{grad})", dims.join(", ")),
+                decidable: true,
+            });
+            known.push(true);
+            reshaped.push(false);
+            continue;
+        }
+        let a = pick(&known, r[0]);
+        let b = pick(&known, r[1]);
+        let ka = known[a];
+        let (text, decidable) = match kind % 16 {
+            1 => {
+                let (cin, k1) = match r[2].rem_euclid(5) {
+                    0 => ("_".to_string(), true),
+                    1 => ("\"3\"".to_string(), true),
+                    _ => (size(r[2]).to_string(), true),
+                };
+                let (cout, k2) = arg(r[3], size(r[3]));
+                let k = 1 + r[4].rem_euclid(3);
+                let s = 1 + r[1].rem_euclid(2);
+                let p = r[2].rem_euclid(2);
+                (
+                    format!(
+                        "let {v} = v{a} |> Conv2d({cin}, {cout}, {k}, stride={s}, padding={p})"
+                    ),
+                    ka && k1 && k2,
+                )
+            }
+            2 => {
+                let k = 1 + r[2].rem_euclid(3);
+                let layer = if r[3] % 2 == 0 {
+                    "MaxPool2d"
+                } else {
+                    "AvgPool2d"
+                };
+                (format!("let {v} = v{a} |> {layer}({k})"), ka)
+            }
+            3 => {
+                let (c, k) = match r[2].rem_euclid(4) {
+                    0 => ("_".to_string(), true),
+                    _ => arg(r[3], size(r[2])),
+                };
+                (format!("let {v} = v{a} |> BatchNorm2d({c})"), ka && k)
+            }
+            4 => {
+                let f = [
+                    "relu(v{a})",
+                    "sigmoid(v{a})",
+                    "v{a} |> LeakyReLU(0.2)",
+                    "v{a} |> Tanh()",
+                ][r[2].rem_euclid(4) as usize]
+                    .replace("{a}", &a.to_string());
+                (format!("let {v} = {f}"), ka)
+            }
+            5 => {
+                let d = r[2].rem_euclid(9) - 4;
+                let f = if r[3] % 2 == 0 {
+                    "softmax"
+                } else {
+                    "log_softmax"
+                };
+                (format!("let {v} = {f}(v{a}, dim={d})"), ka)
+            }
+            6 => (format!("let {v} = v{a} + v{b}"), ka && known[b]),
+            7 => (format!("let {v} = v{a} @ v{b}"), ka && known[b]),
+            8 => {
+                let (k, lit) = arg(r[2], size(r[2]));
+                (format!("let {v} = v{a}.reshape(-1, {k})"), ka && lit)
+            }
+            9 => {
+                let i = r[2].rem_euclid(13) - 6;
+                (format!("let {v} = v{a}[{i}]"), ka)
+            }
+            10 => {
+                let len = size(r[2]) as usize;
+                let targets = vec!["0"; len].join(", ");
+                (
+                    format!("let {v} = cross_entropy(v{a}, tensor([{targets}]))"),
+                    ka,
+                )
+            }
+            11 => {
+                let call = if r[2] % 2 == 0 {
+                    "v{a}.sum().backward()"
+                } else {
+                    "v{a}.backward()"
+                };
+                stmts.push(Statement {
+                    text: call.replace("{a}", &a.to_string()),
+                    decidable: ka,
+                });
+                continue;
+            }
+            12 => {
+                let write = if r[2] % 2 == 0 {
+                    "v{a}.add_(1)"
+                } else {
+                    "v{a} += 1"
+                };
+                let view = if r[3] % 2 == 0 { "[0]" } else { "" };
+                stmts.push(Statement {
+                    text: write.replace("{a}", &format!("{a}{view}")),
+                    // Whether a reshape of a view is a view depends on its strides, which
+                    // the checker does not track.
+                    decidable: ka && !reshaped[a],
+                });
+                continue;
+            }
+            13 => {
+                stmts.push(Statement {
+                    text: format!("for i in 0..2 {{ v{a} = relu(v{a}) }}"),
+                    decidable: ka,
+                });
+                // The checker widens what a top-level loop assigns.
+                known[a] = false;
+                continue;
+            }
+            14 => {
+                let (f, lit) = match r[2].rem_euclid(3) {
+                    0 => ("_".to_string(), true),
+                    _ => arg(r[3], size(r[2])),
+                };
+                let out = size(r[4]);
+                (
+                    format!("let {v} = v{a} |> Flatten() |> Linear({f}, {out})"),
+                    ka && lit,
+                )
+            }
+            _ => {
+                let (c, lit) = arg(r[2], size(r[2]));
+                let net = match r[3].rem_euclid(3) {
+                    0 => format!("Block({c})"),
+                    1 => format!("Down({c}, pool={})", r[4] % 2 == 0),
+                    _ => format!("Outer({c})"),
+                };
+                (format!("let {v} = {net}(v{a})"), ka && lit)
+            }
+        };
+        reshaped.push(text.contains(".reshape(") || (text.contains('[') && reshaped[a]));
+        stmts.push(Statement { text, decidable });
+        known.push(decidable);
+    }
+    let mut text = NETS.to_string();
+    for s in &stmts {
+        text.push_str(&s.text);
+        text.push('\n');
+    }
+    (text, stmts)
+}
+
+/// A problem as these tests compare it: code, rendered text, and the line of the
+/// statement it is reported at (its last label: a mistake inside a net body carries the
+/// call as its last label, and generated statements build their layers on their line).
+fn located(problem: &Problem) -> (String, String, usize) {
+    (
+        problem.code().unwrap_or_default(),
+        render(std::slice::from_ref(problem)),
+        problem.lines().into_iter().max().unwrap_or(0),
+    )
+}
+
+/// Runs `script` without the checker: its error, if it fails.
+fn engine_error(source: &SourceFile) -> Option<(String, String, usize)> {
+    let program = cnn::syntax::parse(source).expect("generated programs parse");
+    let mut interpreter = Interpreter::new(Box::new(std::io::sink()));
+    let e = interpreter.run(&program).err()?;
+    Some(located(&Problem::new(*e, source)))
+}
+
+/// The checker's errors.
+fn checker_errors(source: &SourceFile) -> Vec<(String, String, usize)> {
+    let program = cnn::syntax::parse(source).expect("generated programs parse");
+    cnn::check::check_program(&program)
+        .errors
+        .into_iter()
+        .map(|e| located(&Problem::new(e, source)))
+        .collect()
+}
+
+/// The codes the checker owes: a statement the engine rejects with one of these, whose
+/// operands the checker knew, is the checker's to report.
+fn static_code(code: &str) -> bool {
+    let n: u32 = code[1..].parse().unwrap_or(0);
+    (201..=208).contains(&n) || (301..=315).contains(&n) || (401..=403).contains(&n)
+}
+
+fn programs_agree(choices: Vec<(u8, [i64; 5])>) -> Result<(), TestCaseError> {
+    let (text, stmts) = program(&choices);
+    let source = SourceFile::new("program.cnn", text.clone());
+    let (checked, ran) =
+        cnn::on_big_stack(move || (checker_errors(&source), engine_error(&source)));
+    let first_line = NETS.lines().count() + 1;
+    let decidable = |line: usize| {
+        line >= first_line && stmts.get(line - first_line).is_some_and(|s| s.decidable)
+    };
+    // The engine stops at its error; statements after it are not compared.
+    let stop = ran.as_ref().map_or(usize::MAX, |(_, _, line)| *line);
+    // (3) The checker reports nothing in a statement the engine runs.
+    if let Some((code, rendered, _)) = checked.iter().find(|(_, _, line)| *line < stop) {
+        prop_assert!(false, "false positive {code}\n{rendered}\n{text}");
+    }
+    if let Some((code, engine, line)) = &ran {
+        match checked.iter().find(|(_, _, l)| l == line) {
+            // (2) The same mistake in the same words, where the checker knew the operands.
+            Some((_, rendered, _)) if decidable(*line) => {
+                prop_assert_eq!(rendered, engine, "worded differently\n{}", text);
+            }
+            Some(_) => {}
+            // (2) A statement the checker could decide is the checker's to report.
+            None => prop_assert!(
+                !(decidable(*line) && static_code(code)),
+                "missed {code} at line {line}\n{engine}\n{text}"
+            ),
+        }
+    }
+    Ok(())
+}
+
+fn choices() -> impl Strategy<Value = Vec<(u8, [i64; 5])>> {
+    prop::collection::vec((any::<u8>(), prop::array::uniform5(-50i64..50)), 1..12)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROGRAM_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(2000),
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    /// Random programs: whatever the checker reports the engine reports, in the same words;
+    /// whatever the engine rejects in a statement the checker could decide, the checker
+    /// reports.
+    #[test]
+    fn checker_and_engine_agree_on_programs(choices in choices()) {
+        programs_agree(choices)?;
+    }
+}

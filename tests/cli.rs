@@ -1,7 +1,9 @@
 //! The `cnn` binary end to end: subcommands, exit codes, JSON diagnostics, `explain`.
 
+use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 fn cnn(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_cnn"))
@@ -146,6 +148,182 @@ fn deep_recursion_is_a_diagnostic_not_a_crash() {
     let o = cnn(&["run", "--format", "json", p.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(!json_reports(&o).is_empty());
+}
+
+/// `cnn ARGS`, killed if it has not finished within `limit`: a hang fails the test instead
+/// of stalling the suite. `None` when it had to be killed.
+fn cnn_within(args: &[&str], limit: Duration) -> Option<Output> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cnn"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the cnn binary runs");
+    let start = Instant::now();
+    while child.try_wait().expect("wait for cnn").is_none() {
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Some(child.wait_with_output().expect("the output of cnn"))
+}
+
+#[test]
+fn a_recursive_net_is_a_diagnostic_not_a_hang() {
+    let direct = "net A() {\n    input x: [N, 3]\n    let b = A()\n    return b(x)\n}\nprint(\"before\")\nlet m = A()\n";
+    let mutual = "net A() {\n    input x: [N, 3]\n    let b = B()\n    return b(x)\n}\nnet B() {\n    input x: [N, 3]\n    let a = A()\n    return a(x)\n}\nprint(\"before\")\nlet m = A()\n";
+    for (name, text) in [("recursive_net", direct), ("mutual_nets", mutual)] {
+        let p = script(name, text);
+        let path = p.to_str().unwrap();
+        // Generous: the run takes a fraction of a second; a hang takes forever.
+        let limit = Duration::from_secs(120);
+        let o =
+            cnn_within(&["check", path], limit).unwrap_or_else(|| panic!("{name}: check hangs"));
+        assert!(
+            matches!(o.status.code(), Some(0 | 1)),
+            "{name}: {}",
+            stderr(&o)
+        );
+        let o = cnn_within(&["run", "--format", "json", path], limit)
+            .unwrap_or_else(|| panic!("{name}: run hangs"));
+        assert_eq!(o.status.code(), Some(2), "{name}: {}", stderr(&o));
+        assert_eq!(stdout(&o), "before\n");
+        let reports = json_reports(&o);
+        assert_eq!(reports.len(), 1, "{name}: {}", stderr(&o));
+        assert_eq!(reports[0]["code"], "E0505");
+        let message = reports[0]["message"].as_str().unwrap();
+        assert!(message.contains("maximum recursion depth"), "{message}");
+    }
+}
+
+/// `cnn run` on a script that prints `started` first, once it has printed it: the process
+/// and what it printed after.
+fn run_until_started(name: &str, text: &str) -> (Child, BufReader<ChildStdout>) {
+    let p = script(name, text);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cnn"))
+        .args(["run", p.to_str().unwrap()])
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the cnn binary runs");
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "started\n");
+    (child, out)
+}
+
+/// SIGINT to `child`, as Ctrl-C in its terminal would send.
+fn interrupt(child: &Child) {
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("the kill command runs");
+    assert!(sent.success());
+}
+
+/// The exit status of `child`, sending SIGINT every `every` until it exits (at most
+/// `limit`), and how many it took.
+fn interrupt_until_exit(child: &mut Child, every: Duration, limit: Duration) -> (Option<i32>, u32) {
+    let start = Instant::now();
+    let mut sent = 0;
+    let mut last: Option<Instant> = None;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return (status.code(), sent);
+        }
+        assert!(
+            start.elapsed() < limit,
+            "cnn did not exit after {sent} SIGINTs"
+        );
+        if last.is_none_or(|t| t.elapsed() >= every) {
+            interrupt(child);
+            sent += 1;
+            last = Some(Instant::now());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn rest(mut child: Child, mut out: BufReader<ChildStdout>) -> (String, String) {
+    let mut stdout = String::new();
+    out.read_to_string(&mut stdout).unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    (stdout, stderr)
+}
+
+#[test]
+fn ctrl_c_stops_a_run_at_the_next_statement_with_e0506_and_exit_130() {
+    let (mut child, out) = run_until_started(
+        "interrupted",
+        "print(\"started\")\nlet n = 0\nwhile true {\n    n += 1\n}\n",
+    );
+    // One SIGINT is enough: a loop looks at the flag on every pass. Any later one (on a
+    // slow machine) would only exit the same way.
+    let (code, sent) = interrupt_until_exit(
+        &mut child,
+        Duration::from_secs(30),
+        Duration::from_secs(120),
+    );
+    assert_eq!(code, Some(130));
+    assert_eq!(sent, 1);
+    let (stdout, stderr) = rest(child, out);
+    assert_eq!(stdout, "");
+    assert!(
+        stderr.contains("E0506") && stderr.contains("interrupted"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("stopped here"), "{stderr}");
+}
+
+/// The CPU time `pid` has used, in clock ticks (Linux `/proc/PID/stat`: utime + stime).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc is readable");
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn a_second_ctrl_c_ends_a_run_that_does_not_reach_a_statement() {
+    // `max` over a huge range is one builtin call that never looks at the interrupt flag,
+    // so a SIGINT while it runs only raises the flag and the next must end the process.
+    let (mut child, out) = run_until_started(
+        "stuck",
+        "print(\"started\")\nlet m = max(0..2**62)\nprint(\"never\")\n",
+    );
+    // Once the process has spent a quarter second of CPU after printing, it is in `max`
+    // (measured in CPU time, so a loaded machine only makes the wait longer).
+    let start = Instant::now();
+    let printed = cpu_ticks(child.id());
+    while cpu_ticks(child.id()) < printed + 25 {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "cnn is not running"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (code, sent) = interrupt_until_exit(
+        &mut child,
+        Duration::from_millis(200),
+        Duration::from_secs(120),
+    );
+    let (stdout, stderr) = rest(child, out);
+    assert_eq!(code, Some(130), "{stderr}");
+    assert!(sent >= 2, "{sent}: {stderr}");
+    assert_eq!(stdout, "");
+    assert!(!stderr.contains("E0506"), "{stderr}");
 }
 
 #[test]
@@ -320,4 +498,123 @@ fn summary_prints_a_nets_table_built_with_its_defaults() {
     let o = cnn(&["summary", path, "Small", "--input", "1,3,8,8"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("E0315"), "{}", stderr(&o));
+}
+
+/// Runs `script` with a 64 MiB memory budget and expects it refused with E0503 naming
+/// `op`, as a clean run-time error (exit 2, no signal), before `unreachable` prints.
+fn refused_under_64m(name: &str, text: &str, op: &str) {
+    let p = script(name, text);
+    let o = cnn(&["run", "--max-memory", "64M", p.to_str().unwrap()]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{name}: {:?}\n{err}", o.status);
+    assert!(err.contains("E0503"), "{name}: {err}");
+    assert!(err.contains(op), "{name} should name {op}: {err}");
+    assert!(!stdout(&o).contains("unreachable"), "{name}");
+}
+
+#[test]
+fn max_memory_refuses_each_growing_allocation_with_e0503() {
+    let cases = [
+        (
+            "mem_add",
+            "let a = ones(4000000)\nlet b = a + 1\nlet c = a + 2\nlet d = a + 3\nlet e = a + 4\nprint(\"unreachable\")\n",
+            "add:",
+        ),
+        (
+            "mem_clone",
+            "let a = ones(6000000)\nlet b = a.clone()\nlet c = a.clone()\nprint(\"unreachable\")\n",
+            "clone:",
+        ),
+        (
+            "mem_conv",
+            "let x = ones(1, 1, 3000, 3000)\nlet y = conv2d(x, ones(8, 1, 3, 3))\nprint(\"unreachable\")\n",
+            "conv2d:",
+        ),
+        (
+            "mem_linspace",
+            "let t = linspace(0, 1, 2**31)\nprint(\"unreachable\")\n",
+            "linspace:",
+        ),
+        (
+            "mem_tolist",
+            "let l = ones(1, 1).expand(3000, 3000).tolist()\nprint(\"unreachable\")\n",
+            "tolist:",
+        ),
+        (
+            "mem_list",
+            "let l = [0]\nwhile true { l = l + l }\nprint(\"unreachable\")\n",
+            "a list of",
+        ),
+        (
+            "mem_string",
+            "let s = \"ab\"\nwhile true { s = s + s }\nprint(\"unreachable\")\n",
+            "a string of",
+        ),
+    ];
+    for (name, text, op) in cases {
+        refused_under_64m(name, text, op);
+    }
+    // The audit's case as written: the expanded view (3.6 GB once copied) fits an 8 GiB
+    // budget, its 900 million list items do not, and nothing is allocated before the refusal.
+    let p = script(
+        "mem_tolist_big",
+        "let l = ones(1, 1).expand(30000, 30000).tolist()\nprint(\"unreachable\")\n",
+    );
+    let o = cnn(&["run", "--max-memory", "8G", p.to_str().unwrap()]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{:?}\n{err}", o.status);
+    assert!(err.contains("E0503") && err.contains("tolist:"), "{err}");
+}
+
+#[test]
+fn max_memory_counts_live_tensors_and_frees_dropped_ones() {
+    // 40 MB each: five in turn fit in 64 MiB because each is freed when `total` returns;
+    // two alive at once do not.
+    let p = script(
+        "mem_live",
+        "fn total() {\n    let t = zeros(10000000)\n    return t.sum().item()\n}\nfor i in 0..5 { print(total()) }\nlet kept = zeros(10000000)\nlet more = zeros(10000000)\nprint(\"unreachable\")\n",
+    );
+    let o = cnn(&["run", "--max-memory", "64M", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "0.0\n".repeat(5));
+    let err = stderr(&o);
+    assert!(err.contains("E0503") && err.contains(":7:12]"), "{err}");
+}
+
+#[test]
+fn max_memory_is_documented_and_checked() {
+    let help = stdout(&cnn(&["run", "--help"]));
+    assert!(help.contains("--max-memory <SIZE>"), "{help}");
+    let p = script("mem_ok", "print(zeros(1000).sum().item())\n");
+    for bad in ["0", "64X", "5Q", "1.5G"] {
+        let o = cnn(&["run", "--max-memory", bad, p.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(64), "--max-memory {bad}");
+        assert!(stderr(&o).contains("--max-memory"), "{}", stderr(&o));
+    }
+    let o = cnn(&["--max-memory", "1G", "run", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "0.0\n");
+}
+
+/// Under an address-space limit smaller than the request but with the default budget (the
+/// machine's available memory), the request is still refused, not an abort: it goes
+/// through `try_reserve`.
+#[cfg(unix)]
+#[test]
+fn an_allocation_the_system_refuses_is_e0503_not_an_abort() {
+    let p = script(
+        "mem_ulimit",
+        "let t = linspace(0, 1, 2**31)\nprint(\"unreachable\")\n",
+    );
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -v 2000000 && exec \"$0\" run \"$1\"")
+        .arg(env!("CARGO_BIN_EXE_cnn"))
+        .arg(&p)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("sh runs");
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{:?}\n{err}", o.status);
+    assert!(err.contains("E0503") && err.contains("linspace"), "{err}");
 }

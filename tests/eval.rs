@@ -525,13 +525,75 @@ fn runaway_recursion_is_an_error_not_a_crash() {
 }
 
 #[test]
+fn a_net_that_builds_itself_is_a_recursion_error() {
+    // Deep recursion needs more native stack than a test thread's default.
+    let handle = std::thread::Builder::new()
+        .stack_size(256 << 20)
+        .spawn(|| {
+            let direct = "net A() {\n    input x: [N, 3]\n    let b = A()\n    return b(x)\n}\nlet m = A()";
+            let err = fails(direct, "E0505", "A()");
+            assert!(err.to_string().contains("maximum recursion depth (1000)"), "{err}");
+            assert!(help(&err).contains("if depth > 0"), "{err:?}");
+            // The call in the body is the error's own label; the top-level call is the other.
+            assert_eq!(err.calls().len(), 1, "{err:?}");
+
+            let mutual = "net A() {\n    input x: [N, 3]\n    let b = B()\n    return b(x)\n}\nnet B() {\n    input x: [N, 3]\n    return x |> Sequential(A())\n}\nlet m = A()";
+            let err = fails(mutual, "E0505", "A()");
+            // One label per call site, not one per level.
+            assert_eq!(err.calls().len(), 2, "{err:?}");
+
+            // Through a parameter default, before any pass runs.
+            let default = "net A(inner=A()) {\n    input x: [N, 3]\n    return x\n}\nlet m = A()";
+            let err = fails(default, "E0505", "A()");
+            assert_eq!(err.calls().len(), 1, "{err:?}");
+
+            // Recursion that ends builds, and the limit still bounds it.
+            let deep = "net Deep(depth=3) {\n    input x: [N, 4]\n    if depth == 0 { return x |> Linear(4, 4) }\n    let inner = Deep(depth - 1)\n    return inner(x)\n}\n";
+            let mut s = Session::new();
+            s.interp.set_recursion_limit(20);
+            s.run(deep).expect("define");
+            assert!(matches!(
+                s.run("parameter_count(Deep(depth=4))"),
+                Ok(Some(Value::Int(20)))
+            ));
+            assert!(s.run("Deep(depth=25)").is_err());
+        })
+        .expect("spawn");
+    handle.join().expect("recursion test thread");
+}
+
+#[test]
+fn mutual_fn_recursion_labels_each_call_site_once() {
+    let handle = std::thread::Builder::new()
+        .stack_size(256 << 20)
+        .spawn(|| {
+            let src = "fn f(n) { return g(n + 1) }\nfn g(n) { return f(n + 1) }\nf(0)";
+            let err = fails(src, "E0505", "f(n + 1)");
+            assert_eq!(err.calls().len(), 3, "{err:?}");
+        })
+        .expect("spawn");
+    handle.join().expect("recursion test thread");
+}
+
+#[test]
+fn interrupt_flag_stops_a_script_before_its_next_statement() {
+    let mut s = Session::new();
+    s.interp.interrupt_handle().store(true, Ordering::Relaxed);
+    // No loop and no call: only the statement boundary looks at the flag.
+    let err = s.run("let a = 1\nlet b = a + 1").expect_err("interrupted");
+    assert_eq!(err.code().map(|c| c.to_string()).as_deref(), Some("E0506"));
+    assert_eq!((err.span().start, err.span().end), (0, 9));
+    assert!(s.interp.global("a").is_none());
+    assert!(s.run("let c = 3\nc").is_ok());
+}
+
+#[test]
 fn interrupt_flag_stops_loops() {
     let mut s = Session::new();
     let flag = s.interp.interrupt_handle();
+    s.run("let n = 0").expect("define");
     flag.store(true, Ordering::Relaxed);
-    let err = s
-        .run("let n = 0\nwhile true { n += 1 }")
-        .expect_err("interrupted");
+    let err = s.run("while true { n += 1 }").expect_err("interrupted");
     assert_eq!(err.code().map(|c| c.to_string()).as_deref(), Some("E0506"));
     assert!(
         !flag.load(Ordering::Relaxed),

@@ -7,6 +7,10 @@
 #[path = "kernels/pytorch_cases.rs"]
 mod pytorch_cases;
 
+use cnn::tensor::ops::adaptive_pool::{
+    AdaptivePool2dGeometry, adaptive_avg_pool2d, adaptive_avg_pool2d_backward, adaptive_max_pool2d,
+    adaptive_max_pool2d_backward,
+};
 use cnn::tensor::ops::conv::{
     Conv2dGeometry, Conv2dParams, ConvGradRequest, ConvTranspose2dGeometry, ConvTranspose2dParams,
     conv_backward_bias, conv_transpose2d, conv_transpose2d_backward,
@@ -122,6 +126,119 @@ fn run_with_threads<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T 
         .build()
         .unwrap()
         .install(f)
+}
+
+// ---------------------------------------------------------------------------------------
+// Adaptive pooling against a reference that computes PyTorch's window bounds in floating
+// point (`floor(i·L/O)`, `ceil((i+1)·L/O)`), independently of the kernel's integer ones.
+
+/// The adaptive windows of a plane, `(y0, y1, x0, x1)` per output cell in row-major order.
+fn reference_adaptive_windows(
+    hw: [usize; 2],
+    out: [usize; 2],
+) -> Vec<(usize, usize, usize, usize)> {
+    let bounds = |i: usize, len: usize, out: usize| {
+        let start = (i as f64 * len as f64 / out as f64).floor() as usize;
+        let end = ((i + 1) as f64 * len as f64 / out as f64).ceil() as usize;
+        (start, end)
+    };
+    let mut windows = Vec::new();
+    for oy in 0..out[0] {
+        for ox in 0..out[1] {
+            let (y0, y1) = bounds(oy, hw[0], out[0]);
+            let (x0, x1) = bounds(ox, hw[1], out[1]);
+            windows.push((y0, y1, x0, x1));
+        }
+    }
+    windows
+}
+
+/// Reference adaptive pooling: the output and, for max, each output's first argmax.
+fn reference_adaptive_pool(
+    x: &[f64],
+    shape: [usize; 4],
+    out: [usize; 2],
+    max: bool,
+) -> (Vec<f64>, Vec<usize>) {
+    let [n, c, h, w] = shape;
+    let (mut y, mut arg) = (Vec::new(), Vec::new());
+    for plane in 0..n * c {
+        let xs = &x[plane * h * w..][..h * w];
+        for (y0, y1, x0, x1) in reference_adaptive_windows([h, w], out) {
+            let taps = (y0..y1).flat_map(|i| (x0..x1).map(move |j| i * w + j));
+            if max {
+                let mut best = y0 * w + x0;
+                for t in taps {
+                    if xs[t] > xs[best] {
+                        best = t;
+                    }
+                }
+                y.push(xs[best]);
+                arg.push(best);
+            } else {
+                let count = ((y1 - y0) * (x1 - x0)) as f64;
+                y.push(taps.map(|t| xs[t]).sum::<f64>() / count);
+            }
+        }
+    }
+    (y, arg)
+}
+
+#[test]
+fn adaptive_pooling_matches_reference() {
+    let cases: [([usize; 4], [usize; 2]); 7] = [
+        ([2, 3, 5, 7], [3, 4]),
+        ([1, 2, 7, 5], [7, 5]),
+        ([1, 1, 4, 4], [6, 6]),
+        ([1, 2, 9, 1], [4, 1]),
+        ([2, 1, 10, 10], [3, 3]),
+        ([1, 1, 1, 1], [2, 3]),
+        // Large enough for several rayon tasks.
+        ([4, 16, 33, 29], [5, 7]),
+    ];
+    for (seed, (shape, out)) in cases.into_iter().enumerate() {
+        let geometry = AdaptivePool2dGeometry::new("adaptive_avg_pool2d", shape, out).unwrap();
+        let y_shape = geometry.output_shape();
+        assert_eq!(y_shape, [shape[0], shape[1], out[0], out[1]]);
+        let mut rng = Rng(seed as u64 + 100);
+        let x = rng.vec(numel(shape));
+        let g = rng.vec(numel(y_shape));
+        let (x64, g64) = (to_f64(&x), to_f64(&g));
+        let what = format!("{shape:?} to {out:?}");
+
+        let y = adaptive_avg_pool2d(&geometry, &x);
+        let (y_ref, _) = reference_adaptive_pool(&x64, shape, out, false);
+        assert_close(&y, &y_ref, 1e-5, &format!("adaptive_avg_pool2d {what}"));
+        let dx = adaptive_avg_pool2d_backward(&geometry, &g);
+        let loss = |x: &[f64]| dot(&reference_adaptive_pool(x, shape, out, false).0, &g64);
+        check_gradient(loss, &x64, &dx, &mut rng, 1e-3, "adaptive_avg_pool2d dx");
+
+        let (y, indices) = adaptive_max_pool2d(&geometry, &x);
+        let (y_ref, indices_ref) = reference_adaptive_pool(&x64, shape, out, true);
+        assert_close(&y, &y_ref, 0.0, &format!("adaptive_max_pool2d {what}"));
+        assert_eq!(indices, indices_ref, "adaptive_max_pool2d indices {what}");
+        let dx = adaptive_max_pool2d_backward(&geometry, &g, &indices);
+        let loss = |x: &[f64]| dot(&reference_adaptive_pool(x, shape, out, true).0, &g64);
+        check_gradient(loss, &x64, &dx, &mut rng, 1e-9, "adaptive_max_pool2d dx");
+
+        // One thread or two: the same numbers.
+        let single = run_with_threads(1, || adaptive_avg_pool2d(&geometry, &x));
+        assert_eq!(single, adaptive_avg_pool2d(&geometry, &x), "{what}");
+    }
+    // Ties go to the first maximum, NaN wins.
+    let geometry =
+        AdaptivePool2dGeometry::new("adaptive_max_pool2d", [1, 1, 2, 2], [1, 1]).unwrap();
+    assert_eq!(adaptive_max_pool2d(&geometry, &[1.0, 3.0, 3.0, 2.0]).1, [1]);
+    let (y, idx) = adaptive_max_pool2d(&geometry, &[1.0, f32::NAN, 3.0, 2.0]);
+    assert!(y[0].is_nan());
+    assert_eq!(idx, [1]);
+    assert_eq!(
+        AdaptivePool2dGeometry::new("adaptive_avg_pool2d", [1, 1, 2, 2], [2, 0]),
+        Err(ShapeError::AdaptiveOutputSize {
+            op: "adaptive_avg_pool2d",
+            output_size: [2, 0],
+        })
+    );
 }
 
 // ---------------------------------------------------------------------------------------

@@ -189,15 +189,31 @@ fn the_interrupt_flag_stops_a_running_entry_and_keeps_the_state() {
     // Set before the entry: a stale Ctrl-C must not stop the next entry.
     flag.store(true, std::sync::atomic::Ordering::SeqCst);
     assert_eq!(ok(&mut s, "kept + 1"), "2");
-    let setter = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(100));
-        flag.store(true, std::sync::atomic::Ordering::SeqCst);
-    });
-    let reply =
-        s.enter("kept = 5\nfor i in 0..1000000000 {\n    let m = randn(64, 64) @ randn(64, 64)\n}");
+    // The entry clears a flag raised before it starts, so keep raising it until it stops.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let setter = {
+        let done = std::sync::Arc::clone(&done);
+        std::thread::spawn(move || {
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(50));
+                flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        })
+    };
+    let reply = s.enter(
+        "kept = 5\nlet after = 2\nfor i in 0..1000000000 {\n    let m = randn(64, 64) @ randn(64, 64)\n}",
+    );
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
     setter.join().unwrap();
     assert_eq!(codes(&reply), ["E0506"]);
-    assert_eq!(int(&s, "kept"), Some(1));
+    // An interrupt is not an error: what the entry did before it stays, and later entries
+    // are checked knowing its names.
+    assert_eq!(int(&s, "kept"), Some(5));
+    assert_eq!(ok(&mut s, "kept + after"), "7");
+    // An error still puts every name back.
+    let reply = s.enter("kept = 9\nlet z = 1 // (kept - 9)");
+    assert_eq!(codes(&reply), ["E0505"]);
+    assert_eq!(int(&s, "kept"), Some(5));
 }
 
 #[test]
@@ -430,6 +446,17 @@ impl Pty {
     }
 }
 
+/// Run `entry` (a loop that never ends), and once it runs press Ctrl-C; returns what the
+/// REPL wrote until its next prompt. The entry prints a marker first: Ctrl-C must come
+/// after the line was read, when the terminal turns it into SIGINT again.
+fn interrupt_loop(p: &mut Pty, entry: &str) -> String {
+    // Split, so the echo of the typed line does not contain the marker.
+    p.0.send(format!("print(\"run\" + \"ning\"); {entry}\r"))
+        .unwrap();
+    p.0.expect("running").expect("the entry runs");
+    p.keys("\x03")
+}
+
 #[test]
 fn the_terminal_repl_end_to_end() {
     let dir = temp_dir("pty");
@@ -472,17 +499,18 @@ fn the_terminal_repl_end_to_end() {
     let out = p.keys("\r");
     assert!(out.contains("\r\n2\r\n"), "{out:?}");
 
-    // Ctrl-C out of an infinite loop; the state is still there.
+    // Ctrl-C out of an infinite loop keeps the state, and what the loop did.
     p.line("let kept = 7");
-    p.0.send("while true { }\r").unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    let out = p.keys("\x03");
+    p.line("let n = 0");
+    let out = interrupt_loop(&mut p, "while true { n += 1 }");
     assert!(
         out.contains("E0506") && out.contains("interrupted"),
         "{out:?}"
     );
     let out = p.line("kept + 1");
     assert!(out.contains("\r\n8\r\n"), "{out:?}");
+    let out = p.line("n > 0");
+    assert!(out.contains("\r\ntrue\r\n"), "{out:?}");
 
     // Ctrl-C at the prompt clears the line; Ctrl-D leaves.
     p.0.send("let lost = 1").unwrap();
@@ -505,4 +533,83 @@ fn the_terminal_repl_end_to_end() {
     p.0.expect(Eof).unwrap();
     let saved = std::fs::read_to_string(&history).unwrap();
     assert_eq!(saved.matches("let kept = 7").count(), 1, "{saved}");
+}
+
+#[test]
+fn sigint_from_kill_at_the_prompt_keeps_the_session() {
+    let dir = temp_dir("kill");
+    let mut p = spawn(&dir.join("history"));
+    p.line("let kept = 7");
+    let pid = p.0.get_process().pid().to_string();
+    for _ in 0..2 {
+        let sent = Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .expect("the kill command runs");
+        assert!(sent.success());
+    }
+    // Nothing shows that an ignored signal was handled; waiting lets a REPL that would
+    // die of it do so before the next line, so the check below sees it.
+    std::thread::sleep(Duration::from_millis(500));
+    let out = p.line("kept + 1");
+    assert!(out.contains("\r\n8\r\n"), "{out:?}");
+    // Still able to stop an entry.
+    let out = interrupt_loop(&mut p, "while true { kept += 1 }");
+    assert!(out.contains("E0506"), "{out:?}");
+    let out = p.line("kept > 7");
+    assert!(out.contains("\r\ntrue\r\n"), "{out:?}");
+    p.0.send(ControlCode::EndOfTransmission).unwrap();
+    p.0.expect(Eof).unwrap();
+}
+
+/// Enter `line` on a dumb terminal; the lines written before the next prompt, but for the
+/// line's echo (the pseudo-terminal may or may not echo).
+fn dumb_line(p: &mut expectrl::session::OsSession, line: &str) -> Vec<String> {
+    p.send(format!("{line}\r")).unwrap();
+    let found = p.expect("cnn> ").unwrap();
+    String::from_utf8_lossy(found.before())
+        .lines()
+        .map(|l| l.trim_end().to_string())
+        .filter(|l| l != line)
+        .collect()
+}
+
+#[test]
+fn ctrl_c_at_the_prompt_of_a_dumb_terminal_keeps_the_session() {
+    // rustyline reads a dumb terminal's lines in its line mode: no key handling, no
+    // bracketed paste, and Ctrl-C reaches the REPL as SIGINT.
+    let dir = temp_dir("dumb");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cnn"));
+    command
+        .env("CNN_HISTORY", dir.join("history"))
+        .env("NO_COLOR", "1")
+        .env("TERM", "dumb");
+    let mut p = expectrl::Session::spawn(command).expect("the REPL starts on a pty");
+    p.set_expect_timeout(Some(Duration::from_secs(20)));
+    p.expect("cnn> ").unwrap();
+    p.send("let kept = 3\r").unwrap();
+    p.expect("cnn> ").unwrap();
+    // At the prompt: a fresh prompt, the session kept.
+    p.send("\x03").unwrap();
+    p.expect("cnn> ").unwrap();
+    assert_eq!(dumb_line(&mut p, "kept + 1"), ["4"]);
+    // In a continued entry: the entry is dropped, the next line starts a new one.
+    p.send("let more = (1 +\r").unwrap();
+    p.expect("...> ").unwrap();
+    p.send("\x03").unwrap();
+    p.expect("cnn> ").unwrap();
+    assert_eq!(dumb_line(&mut p, "kept * 2"), ["6"]);
+    // And a running entry still stops, keeping what it did.
+    p.send("let n = 0\r").unwrap();
+    p.expect("cnn> ").unwrap();
+    p.send("print(\"run\" + \"ning\"); while true { n += 1 }\r")
+        .unwrap();
+    p.expect("running").unwrap();
+    p.send("\x03").unwrap();
+    let found = p.expect("cnn> ").unwrap();
+    let out = String::from_utf8_lossy(found.before()).into_owned();
+    assert!(out.contains("E0506"), "{out:?}");
+    assert_eq!(dumb_line(&mut p, "n > 0"), ["true"]);
+    p.send(":quit\r").unwrap();
+    p.expect(Eof).unwrap();
 }

@@ -104,3 +104,62 @@ fn an_interrupted_run_renders_e0506() {
         Format::Plain { width: 80 }
     ));
 }
+
+/// The first error of a script as each stage finds it: the checker's, and the run's with
+/// the checker skipped (`cnn run --no-check`), rendered.
+fn first_errors(path: &std::path::Path) -> (Option<String>, Option<String>) {
+    let text = std::fs::read_to_string(path).expect("ui case is readable");
+    let name = path.file_name().unwrap().to_string_lossy().to_string();
+    cnn::on_big_stack(move || {
+        let source = SourceFile::new(format!("ui/{name}"), text);
+        let render = |p: &cnn::report::Problem| {
+            cnn::report::render_all(std::slice::from_ref(p), Format::Plain { width: 80 })
+        };
+        let checked = match cnn::check(&source) {
+            Ok(_) => None,
+            Err(problems) => problems.iter().find(|p| p.is_error()).map(render),
+        };
+        let ran = match cnn::parse(&source) {
+            Err(problems) => problems.first().map(render),
+            Ok(program) => {
+                let mut interpreter = cnn::eval::Interpreter::new(Box::new(std::io::sink()));
+                match cnn::execute(&source, &mut interpreter, &program) {
+                    Err(cnn::RunError::Runtime(problem)) => Some(render(&problem)),
+                    _ => None,
+                }
+            }
+        };
+        (checked, ran)
+    })
+}
+
+/// Mistakes only the checker can state: a dim that may differ for some input size
+/// (E0312) or a net input that breaks its declaration for some size (E0315) is reported
+/// before the run for every size, while a run only sees the sizes it is given.
+const CHECK_ONLY: &[&str] = &[
+    "e0312_broadcast_may_differ.cnn",
+    "e0312_inside_a_model_built_with_parameters.cnn",
+    "e0312_skip_connection.cnn",
+];
+
+#[test]
+fn check_and_run_word_every_decided_mistake_alike() {
+    let mut differ = Vec::new();
+    for entry in std::fs::read_dir("tests/ui").unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if path.extension().is_none_or(|e| e != "cnn") || CHECK_ONLY.contains(&name.as_str()) {
+            continue;
+        }
+        let (checked, ran) = first_errors(&path);
+        if let Some(checked) = checked
+            && Some(&checked) != ran.as_ref()
+        {
+            differ.push(format!(
+                "{name}\n--- cnn check\n{checked}\n--- cnn run --no-check\n{}",
+                ran.unwrap_or_else(|| "(no error)".into())
+            ));
+        }
+    }
+    assert!(differ.is_empty(), "{}", differ.join("\n"));
+}

@@ -210,9 +210,8 @@ fn step_field(layer: &Layer, field: [AxisField; 2]) -> Option<[AxisField; 2]> {
         return Some([axis(0)?, axis(1)?]);
     }
     match layer.kind_name() {
-        "ReLU" | "LeakyReLU" | "Sigmoid" | "Tanh" | "Identity" | "Dropout" | "BatchNorm2d" => {
-            Some(field)
-        }
+        "Identity" | "Dropout" | "BatchNorm2d" => Some(field),
+        name if super::pointwise::by_layer(name).is_some() => Some(field),
         _ => None,
     }
 }

@@ -148,12 +148,12 @@ fn conv(interp: &mut Interpreter, args: Args, transposed: bool) -> EvalResult<Va
 pub(super) const CONV2D: BuiltinDef = BuiltinDef {
     name: "Conv2d",
     params: &[
-        P::required("in_channels", Ty::Any),
+        P::required("in_channels", Ty::SizeOrInfer),
         P::required("out_channels", Ty::Int),
-        P::required("kernel_size", Ty::Any),
-        P::optional("stride", Ty::Any, D::Int(1)),
-        P::optional("padding", Ty::Any, D::Int(0)),
-        P::optional("dilation", Ty::Any, D::Int(1)),
+        P::required("kernel_size", Ty::Pair),
+        P::optional("stride", Ty::Pair, D::Int(1)),
+        P::optional("padding", Ty::Padding, D::Int(0)),
+        P::optional("dilation", Ty::Pair, D::Int(1)),
         P::optional("groups", Ty::Int, D::Int(1)),
         P::optional("bias", Ty::Bool, D::Bool(true)),
     ],
@@ -165,15 +165,15 @@ pub(super) const CONV2D: BuiltinDef = BuiltinDef {
 pub(super) const CONV_TRANSPOSE2D: BuiltinDef = BuiltinDef {
     name: "ConvTranspose2d",
     params: &[
-        P::required("in_channels", Ty::Any),
+        P::required("in_channels", Ty::SizeOrInfer),
         P::required("out_channels", Ty::Int),
-        P::required("kernel_size", Ty::Any),
-        P::optional("stride", Ty::Any, D::Int(1)),
-        P::optional("padding", Ty::Any, D::Int(0)),
-        P::optional("output_padding", Ty::Any, D::Int(0)),
+        P::required("kernel_size", Ty::Pair),
+        P::optional("stride", Ty::Pair, D::Int(1)),
+        P::optional("padding", Ty::Pair, D::Int(0)),
+        P::optional("output_padding", Ty::Pair, D::Int(0)),
         P::optional("groups", Ty::Int, D::Int(1)),
         P::optional("bias", Ty::Bool, D::Bool(true)),
-        P::optional("dilation", Ty::Any, D::Int(1)),
+        P::optional("dilation", Ty::Pair, D::Int(1)),
     ],
     rest: None,
     doc: "ConvTranspose2d(in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0, groups=1, bias=true, dilation=1): weight [in, out/groups, kH, kW]",
@@ -183,7 +183,7 @@ pub(super) const CONV_TRANSPOSE2D: BuiltinDef = BuiltinDef {
 pub(super) const LINEAR: BuiltinDef = BuiltinDef {
     name: "Linear",
     params: &[
-        P::required("in_features", Ty::Any),
+        P::required("in_features", Ty::SizeOrInfer),
         P::required("out_features", Ty::Int),
         P::optional("bias", Ty::Bool, D::Bool(true)),
     ],
@@ -241,10 +241,10 @@ fn pool(interp: &mut Interpreter, args: Args, op: SpatialOp) -> EvalResult<Value
 pub(super) const MAX_POOL2D: BuiltinDef = BuiltinDef {
     name: "MaxPool2d",
     params: &[
-        P::required("kernel_size", Ty::Any),
-        P::optional("stride", Ty::Any, D::None),
-        P::optional("padding", Ty::Any, D::Int(0)),
-        P::optional("dilation", Ty::Any, D::Int(1)),
+        P::required("kernel_size", Ty::Pair),
+        P::optional("stride", Ty::Pair, D::None),
+        P::optional("padding", Ty::Pair, D::Int(0)),
+        P::optional("dilation", Ty::Pair, D::Int(1)),
         P::optional("ceil_mode", Ty::Bool, D::Bool(false)),
     ],
     rest: None,
@@ -255,9 +255,9 @@ pub(super) const MAX_POOL2D: BuiltinDef = BuiltinDef {
 pub(super) const AVG_POOL2D: BuiltinDef = BuiltinDef {
     name: "AvgPool2d",
     params: &[
-        P::required("kernel_size", Ty::Any),
-        P::optional("stride", Ty::Any, D::None),
-        P::optional("padding", Ty::Any, D::Int(0)),
+        P::required("kernel_size", Ty::Pair),
+        P::optional("stride", Ty::Pair, D::None),
+        P::optional("padding", Ty::Pair, D::Int(0)),
         P::optional("ceil_mode", Ty::Bool, D::Bool(false)),
         P::optional("count_include_pad", Ty::Bool, D::Bool(true)),
     ],
@@ -269,7 +269,7 @@ pub(super) const AVG_POOL2D: BuiltinDef = BuiltinDef {
 pub(super) const BATCH_NORM2D: BuiltinDef = BuiltinDef {
     name: "BatchNorm2d",
     params: &[
-        P::required("num_features", Ty::Any),
+        P::required("num_features", Ty::SizeOrInfer),
         P::optional("eps", Ty::Number, D::Float(1e-5)),
         P::optional("momentum", Ty::Number, D::Float(0.1)),
     ],
@@ -297,23 +297,8 @@ macro_rules! plain {
     };
 }
 
-pub(super) const RELU: BuiltinDef = plain!("ReLU", "ReLU(): max(x, 0)", Kind::Relu);
-pub(super) const SIGMOID: BuiltinDef =
-    plain!("Sigmoid", "Sigmoid(): 1 / (1 + exp(-x))", Kind::Sigmoid);
-pub(super) const TANH: BuiltinDef = plain!("Tanh", "Tanh(): the hyperbolic tangent", Kind::Tanh);
 pub(super) const IDENTITY: BuiltinDef =
     plain!("Identity", "Identity(): returns its input", Kind::Identity);
-
-pub(super) const LEAKY_RELU: BuiltinDef = BuiltinDef {
-    name: "LeakyReLU",
-    params: &[P::optional("negative_slope", Ty::Number, D::Float(0.01))],
-    rest: None,
-    doc: "LeakyReLU(negative_slope=0.01)",
-    run: |interp, args| {
-        let kind = Kind::LeakyRelu(args.float(0)?);
-        build(interp, kind, &args, None)
-    },
-};
 
 pub(super) const SOFTMAX: BuiltinDef = BuiltinDef {
     name: "Softmax",

@@ -12,6 +12,7 @@ use std::fmt;
 use std::rc::Rc;
 
 use super::Args;
+use super::pointwise::Pointwise;
 use super::spatial::{self, Padding, SpatialSpans, Window};
 use crate::eval::net::Model;
 use crate::eval::tensor_error::{TensorCode, TensorDiagnostic};
@@ -97,10 +98,8 @@ pub(super) enum Kind {
         momentum: f64,
     },
     Pool(Window),
-    Relu,
-    LeakyRelu(f64),
-    Sigmoid,
-    Tanh,
+    /// An elementwise activation and its parameters.
+    Pointwise(&'static Pointwise, Vec<Value>),
     Softmax(i64),
     Identity,
     Flatten(i64, i64),
@@ -291,10 +290,7 @@ impl Layer {
                 ..
             }) => "AvgPool2d",
             Kind::Pool(_) => "MaxPool2d",
-            Kind::Relu => "ReLU",
-            Kind::LeakyRelu(_) => "LeakyReLU",
-            Kind::Sigmoid => "Sigmoid",
-            Kind::Tanh => "Tanh",
+            Kind::Pointwise(op, _) => op.layer.name,
             Kind::Softmax(_) => "Softmax",
             Kind::Identity => "Identity",
             Kind::Flatten(..) => "Flatten",
@@ -599,25 +595,18 @@ fn forward_layer(
         arg: &arg,
     };
     let rank_error = |expected: &str, hint: bool| {
-        let d = TensorDiagnostic::new(
-            TensorCode::WrongRank,
-            format!(
-                "{} expects {expected}, got a tensor of shape {:?}",
-                layer.kind_name(),
-                x.shape()
-            ),
+        crate::diagnostic::layers::layer_rank(
+            layer.kind_name(),
+            expected,
+            &format!("{:?}", x.shape()),
+            x.ndim(),
+            hint,
             input_span,
-            format!("this is {}-D", x.ndim()),
+            layer.span,
         )
-        .with_label(layer.span, "the layer was built here");
-        if hint {
-            d.with_help("add a batch dimension with `.unsqueeze(0)`")
-                .boxed()
-        } else {
-            d.boxed()
-        }
+        .boxed()
     };
-    let spatial_rank = "a 3-D [C, H, W] or 4-D [N, C, H, W] input";
+    let spatial_rank = crate::diagnostic::layers::SPATIAL_RANKS;
     if matches!(layer.kind, Kind::Conv { .. } | Kind::Pool(_)) && !(3..=4).contains(&x.ndim()) {
         return Err(rank_error(spatial_rank, x.ndim() == 2));
     }
@@ -714,15 +703,14 @@ fn forward_layer(
             }
             let channels = rm.as_ref().map_or(0, |t| t.numel());
             if x.shape()[1] != channels {
-                return Err(TensorDiagnostic::new(
-                    TensorCode::ChannelMismatch,
-                    format!("channel mismatch: BatchNorm2d has {channels} features, the input has {} channels", x.shape()[1]),
+                return Err(crate::diagnostic::layers::batch_norm_channels(
+                    channels as i64,
+                    x.shape()[1] as i64,
+                    &format!("{:?}", x.shape()),
                     call,
-                    format!("expects {channels} channels"),
+                    input_span,
+                    layer.arg_span("num_features").unwrap_or(layer.span),
                 )
-                .with_label(input_span, format!("input is {:?}", x.shape()))
-                .with_label(layer.arg_span("num_features").unwrap_or(layer.span), format!("num_features is {channels}"))
-                .with_help(format!("set num_features to {}, or write `_` to infer it", x.shape()[1]))
                 .boxed());
             }
             let args = BatchNormArgs {
@@ -741,10 +729,7 @@ fn forward_layer(
             Ok(out)
         }
         Kind::Pool(window) => spatial::pool2d(interp, x, window, &spans),
-        Kind::Relu => simple(interp, &|| x.relu()),
-        Kind::LeakyRelu(slope) => simple(interp, &|| x.leaky_relu(*slope)),
-        Kind::Sigmoid => simple(interp, &|| x.sigmoid()),
-        Kind::Tanh => simple(interp, &|| x.tanh()),
+        Kind::Pointwise(op, params) => simple(interp, &|| (op.kernel)(x, params)),
         Kind::Softmax(dim) => simple(interp, &|| x.softmax(*dim)),
         Kind::Identity => Ok(x.clone()),
         Kind::Flatten(start, end) => simple(interp, &|| x.flatten(*start, *end)),
@@ -774,36 +759,17 @@ fn linear_mismatch(
     call: Span,
 ) -> Box<RuntimeError> {
     let in_features = w.shape().get(1).copied().unwrap_or(0);
-    let last = x.shape().last().copied().unwrap_or(0);
+    let dims: Vec<String> = x.shape().iter().map(usize::to_string).collect();
     let per_item: usize = x.shape().iter().skip(1).product();
-    let help = if x.ndim() >= 3 {
-        let factors: Vec<String> = x.shape()[1..].iter().map(usize::to_string).collect();
-        if per_item == in_features {
-            format!(
-                "flatten the input first: put `Flatten()` before this layer ({} = {per_item} features per item)",
-                factors.join("*")
-            )
-        } else {
-            format!(
-                "`Flatten()` would give {} = {per_item} features per item; set in_features to {per_item} (or `_`) and flatten first",
-                factors.join("*")
-            )
-        }
-    } else {
-        format!("set in_features to {last}, or write `_` to infer it from the first input")
-    };
-    let mut d = TensorDiagnostic::new(
-        TensorCode::LinearFeatures,
-        format!("Linear expects {in_features} input features, the input's last dim is {last}"),
+    crate::diagnostic::layers::linear_features(
+        in_features as i64,
+        &dims,
+        (per_item.to_string(), Some(per_item as i64)),
         call,
-        format!("expects {in_features} features"),
-    )
-    .with_label(input_span, format!("input is {:?}", x.shape()));
-    d = d.with_label(
+        input_span,
         layer.arg_span("in_features").unwrap_or(layer.span),
-        format!("in_features is {in_features}"),
-    );
-    d.with_help(help).boxed()
+    )
+    .boxed()
 }
 
 fn fmt_pair(p: [i64; 2]) -> String {
@@ -877,9 +843,7 @@ impl fmt::Display for Layer {
                 fmt_pair(*stride),
                 fmt_pair(*padding)
             ),
-            Kind::LeakyRelu(slope) => {
-                write!(f, "LeakyReLU(negative_slope={})", format_float(*slope))
-            }
+            Kind::Pointwise(op, params) => f.write_str(&super::pointwise::repr(op, params)),
             Kind::Softmax(dim) => write!(f, "Softmax(dim={dim})"),
             Kind::Flatten(s, e) => write!(f, "Flatten(start_dim={s}, end_dim={e})"),
             Kind::Dropout(p) => write!(f, "Dropout(p={})", format_float(*p)),

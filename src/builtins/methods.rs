@@ -316,7 +316,12 @@ pub static TENSOR_METHODS: &[BuiltinDef] = &[
         params: &[],
         rest: None,
         doc: "x.tolist(): the values as nested lists of floats",
-        run: |_, args| Ok(nested(args.this().tolist())),
+        run: |interp, args| {
+            // Each element becomes a value in a vector, then in the list made from it.
+            let item_bytes = 2 * std::mem::size_of::<Value>();
+            let list = args.this().try_tolist(item_bytes);
+            Ok(nested(list.map_err(|e| interp.tensor_err(e, args.call))?))
+        },
     },
     BuiltinDef {
         name: "sum",

@@ -18,6 +18,7 @@ pub mod layers;
 pub mod methods;
 mod nn;
 mod optim;
+pub mod pointwise;
 mod scalar;
 pub(crate) mod spatial;
 mod tensor;
@@ -26,6 +27,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::LazyLock;
 
+use crate::diagnostic::binding::ParamList;
 use crate::eval::{EvalResult, Interpreter, Value};
 use crate::source::Span;
 
@@ -131,59 +133,24 @@ impl DefaultValue {
     }
 }
 
-/// The kinds of value a builtin parameter accepts; checked when arguments are bound (E0207).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Ty {
-    /// Anything.
-    Any,
-    /// An int.
-    Int,
-    /// An int or a float.
-    Number,
-    /// A string.
-    Str,
-    /// A list or a range: something `for` can walk without a tensor.
-    Sequence,
-    /// A function, builtin or layer.
-    Callable,
-    /// A tensor.
-    Tensor,
-    /// `true` or `false`.
-    Bool,
-}
-
-impl Ty {
-    /// Whether `value` is of this type.
-    pub fn accepts(self, value: &Value) -> bool {
-        match self {
-            Ty::Any => true,
-            Ty::Int => matches!(value, Value::Int(_)),
-            Ty::Number => matches!(value, Value::Int(_) | Value::Float(_)),
-            Ty::Str => matches!(value, Value::Str(_)),
-            Ty::Sequence => matches!(value, Value::List(_) | Value::Range { .. }),
-            Ty::Callable => matches!(
-                value,
-                Value::Function(_) | Value::Builtin(_) | Value::Layer(_) | Value::Net(_)
-            ),
-            Ty::Tensor => matches!(value, Value::Tensor(_)),
-            Ty::Bool => matches!(value, Value::Bool(_)),
-        }
+impl ParamList for &'static [BuiltinParam] {
+    fn count(&self) -> usize {
+        self.len()
     }
-
-    /// How messages name the type: "expected int, got str".
-    pub fn describe(self) -> &'static str {
-        match self {
-            Ty::Any => "any value",
-            Ty::Int => "int",
-            Ty::Number => "int or float",
-            Ty::Str => "str",
-            Ty::Sequence => "list or range",
-            Ty::Callable => "function",
-            Ty::Tensor => "tensor",
-            Ty::Bool => "bool",
-        }
+    fn name(&self, i: usize) -> &str {
+        self[i].name
+    }
+    fn has_default(&self, i: usize) -> bool {
+        self[i].default != DefaultValue::Required
+    }
+    fn positional_count(&self) -> usize {
+        self.iter().take_while(|p| !p.keyword_only).count()
     }
 }
+
+/// The kinds of value a builtin parameter accepts (E0207), for the interpreter and the
+/// checker alike.
+pub use crate::diagnostic::binding::ParamKind as Ty;
 
 /// The bound arguments of one builtin call.
 #[derive(Debug)]
@@ -224,10 +191,6 @@ pub const LAYER_CONSTRUCTORS: &[&str] = &[
     "MaxPool2d",
     "AvgPool2d",
     "BatchNorm2d",
-    "ReLU",
-    "LeakyReLU",
-    "Sigmoid",
-    "Tanh",
     "Softmax",
     "Identity",
     "Flatten",
@@ -239,7 +202,7 @@ pub const LAYER_CONSTRUCTORS: &[&str] = &[
 
 /// Whether `def` builds a layer.
 pub fn is_layer_constructor(def: &BuiltinDef) -> bool {
-    LAYER_CONSTRUCTORS.contains(&def.name)
+    LAYER_CONSTRUCTORS.contains(&def.name) || pointwise::by_layer(def.name).is_some()
 }
 
 pub static BUILTINS: &[BuiltinDef] = &[
@@ -278,10 +241,10 @@ pub static BUILTINS: &[BuiltinDef] = &[
     nn::LINEAR,
     nn::MAX_POOL2D,
     nn::AVG_POOL2D,
-    nn::RELU,
-    nn::LEAKY_RELU,
-    nn::SIGMOID,
-    nn::TANH,
+    pointwise::RELU.function,
+    pointwise::LEAKY_RELU.function,
+    pointwise::SIGMOID.function,
+    pointwise::TANH.function,
     nn::SOFTMAX,
     nn::LOG_SOFTMAX,
     nn::DROPOUT,
@@ -303,10 +266,10 @@ pub static BUILTINS: &[BuiltinDef] = &[
     layer_defs::MAX_POOL2D,
     layer_defs::AVG_POOL2D,
     layer_defs::BATCH_NORM2D,
-    layer_defs::RELU,
-    layer_defs::LEAKY_RELU,
-    layer_defs::SIGMOID,
-    layer_defs::TANH,
+    pointwise::RELU.layer,
+    pointwise::LEAKY_RELU.layer,
+    pointwise::SIGMOID.layer,
+    pointwise::TANH.layer,
     layer_defs::SOFTMAX,
     layer_defs::IDENTITY,
     layer_defs::FLATTEN,

@@ -34,9 +34,9 @@ pub(super) const CONV2D: BuiltinDef = BuiltinDef {
         P::required("input", Ty::Tensor),
         P::required("weight", Ty::Tensor),
         P::optional("bias", Ty::Tensor, D::None),
-        P::optional("stride", Ty::Any, D::Int(1)),
-        P::optional("padding", Ty::Any, D::Int(0)),
-        P::optional("dilation", Ty::Any, D::Int(1)),
+        P::optional("stride", Ty::Pair, D::Int(1)),
+        P::optional("padding", Ty::Padding, D::Int(0)),
+        P::optional("dilation", Ty::Pair, D::Int(1)),
         P::optional("groups", Ty::Int, D::Int(1)),
     ],
     rest: None,
@@ -80,11 +80,11 @@ pub(super) const CONV_TRANSPOSE2D: BuiltinDef = BuiltinDef {
         P::required("input", Ty::Tensor),
         P::required("weight", Ty::Tensor),
         P::optional("bias", Ty::Tensor, D::None),
-        P::optional("stride", Ty::Any, D::Int(1)),
-        P::optional("padding", Ty::Any, D::Int(0)),
-        P::optional("output_padding", Ty::Any, D::Int(0)),
+        P::optional("stride", Ty::Pair, D::Int(1)),
+        P::optional("padding", Ty::Pair, D::Int(0)),
+        P::optional("output_padding", Ty::Pair, D::Int(0)),
         P::optional("groups", Ty::Int, D::Int(1)),
-        P::optional("dilation", Ty::Any, D::Int(1)),
+        P::optional("dilation", Ty::Pair, D::Int(1)),
     ],
     rest: None,
     doc: "conv_transpose2d(input, weight, bias=none, stride=1, padding=0, output_padding=0, groups=1, dilation=1)",
@@ -184,10 +184,10 @@ pub(super) const MAX_POOL2D: BuiltinDef = BuiltinDef {
     name: "max_pool2d",
     params: &[
         P::required("input", Ty::Tensor),
-        P::required("kernel_size", Ty::Any),
-        P::optional("stride", Ty::Any, D::None),
-        P::optional("padding", Ty::Any, D::Int(0)),
-        P::optional("dilation", Ty::Any, D::Int(1)),
+        P::required("kernel_size", Ty::Pair),
+        P::optional("stride", Ty::Pair, D::None),
+        P::optional("padding", Ty::Pair, D::Int(0)),
+        P::optional("dilation", Ty::Pair, D::Int(1)),
         P::optional("ceil_mode", Ty::Bool, D::Bool(false)),
     ],
     rest: None,
@@ -199,48 +199,15 @@ pub(super) const AVG_POOL2D: BuiltinDef = BuiltinDef {
     name: "avg_pool2d",
     params: &[
         P::required("input", Ty::Tensor),
-        P::required("kernel_size", Ty::Any),
-        P::optional("stride", Ty::Any, D::None),
-        P::optional("padding", Ty::Any, D::Int(0)),
+        P::required("kernel_size", Ty::Pair),
+        P::optional("stride", Ty::Pair, D::None),
+        P::optional("padding", Ty::Pair, D::Int(0)),
         P::optional("ceil_mode", Ty::Bool, D::Bool(false)),
         P::optional("count_include_pad", Ty::Bool, D::Bool(true)),
     ],
     rest: None,
     doc: "avg_pool2d(input, kernel_size, stride=kernel_size, padding=0, ceil_mode=false, count_include_pad=true)",
     run: |interp, args| pool(interp, args, SpatialOp::AvgPool2d),
-};
-
-macro_rules! unary {
-    ($name:literal, $doc:literal, $method:ident) => {
-        BuiltinDef {
-            name: $name,
-            params: &[P::required("input", Ty::Tensor)],
-            rest: None,
-            doc: $doc,
-            run: |interp, args| {
-                let x = args.tensor(0)?;
-                run_op(interp, args.call, || x.$method())
-            },
-        }
-    };
-}
-
-pub(super) const RELU: BuiltinDef = unary!("relu", "relu(x): max(x, 0)", relu);
-pub(super) const SIGMOID: BuiltinDef = unary!("sigmoid", "sigmoid(x): 1 / (1 + exp(-x))", sigmoid);
-pub(super) const TANH: BuiltinDef = unary!("tanh", "tanh(x): the hyperbolic tangent", tanh);
-
-pub(super) const LEAKY_RELU: BuiltinDef = BuiltinDef {
-    name: "leaky_relu",
-    params: &[
-        P::required("input", Ty::Tensor),
-        P::optional("negative_slope", Ty::Number, D::Float(0.01)),
-    ],
-    rest: None,
-    doc: "leaky_relu(x, negative_slope=0.01): x where positive, negative_slope*x elsewhere",
-    run: |interp, args| {
-        let (x, slope) = (args.tensor(0)?, args.float(1)?);
-        run_op(interp, args.call, || x.leaky_relu(slope))
-    },
 };
 
 pub(super) const SOFTMAX: BuiltinDef = BuiltinDef {
@@ -481,10 +448,10 @@ macro_rules! loss {
                 result.map_err(|mut e| {
                     // Shapes that do not fit are the arguments' fault: label both.
                     if let crate::eval::RuntimeError::Tensor(d) = &mut *e {
-                        d.span = args.span(1);
-                        d.label = format!("target is {:?}", t.shape());
-                        d.related
-                            .push((args.span(0), format!("input is {:?}", x.shape())));
+                        **d = d
+                            .as_ref()
+                            .clone()
+                            .on_loss_operands((args.span(0), x.shape()), (args.span(1), t.shape()));
                     }
                     e
                 })
@@ -518,10 +485,10 @@ pub(super) const CONV_MATRIX: BuiltinDef = BuiltinDef {
     name: "conv_matrix",
     params: &[
         P::required("weight", Ty::Tensor),
-        P::required("size", Ty::Any),
-        P::optional("stride", Ty::Any, D::Int(1)),
-        P::optional("padding", Ty::Any, D::Int(0)),
-        P::optional("dilation", Ty::Any, D::Int(1)),
+        P::required("size", Ty::Pair),
+        P::optional("stride", Ty::Pair, D::Int(1)),
+        P::optional("padding", Ty::Padding, D::Int(0)),
+        P::optional("dilation", Ty::Pair, D::Int(1)),
         P::optional("groups", Ty::Int, D::Int(1)),
     ],
     rest: None,

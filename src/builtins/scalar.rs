@@ -116,7 +116,7 @@ fn sum(interp: &mut Interpreter, args: Args) -> EvalResult<Value> {
 fn extreme(args: &Args, name: &str, want: Ordering) -> EvalResult<Value> {
     let (source, span): (Box<dyn Iterator<Item = Value> + '_>, Span) = match args.rest.as_slice() {
         [(only, span)] => {
-            if !Ty::Sequence.accepts(only) {
+            if Ty::Sequence.admits(only) != Some(true) {
                 return Err(Box::new(
                     RuntimeError::wrong_type(
                         format!("the argument of `{name}`"),

@@ -464,7 +464,12 @@ fn spatial_diagnostic(
                     channels(*expected)
                 ),
                 spans.input,
-                format!("{input_label}: {} in dim 1", channels(*actual)),
+                // The channel dim is the third from the end: 1 of [N, C, H, W], 0 of [C, H, W].
+                format!(
+                    "{input_label}: {} in dim {}",
+                    channels(*actual),
+                    input_shape.len().saturating_sub(3)
+                ),
             );
             match arg("in_channels") {
                 Some(at) => d = d.with_label(at, format!("in_channels is {expected}")),
@@ -477,9 +482,7 @@ fn spatial_diagnostic(
                 None => {}
             }
             let help = if spans.layer.is_some() {
-                format!(
-                    "set in_channels to {actual}, or write `_` to infer it from the first input"
-                )
+                crate::diagnostic::layers::conv_in_channels_help(*actual)
             } else {
                 "the weight's in_channels (times groups) must equal the input's channels (dim 1)"
                     .to_string()

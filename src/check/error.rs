@@ -4,7 +4,8 @@
 use miette::Diagnostic;
 use thiserror::Error;
 
-use crate::eval::tensor_error::TensorDiagnostic;
+use crate::diagnostic::binding::BindProblem;
+use crate::diagnostic::{IndexOutOfRange, TensorDiagnostic};
 use crate::source::Span;
 
 /// An error found by `cnn check`.
@@ -40,71 +41,11 @@ pub enum CheckError {
         help: String,
     },
 
-    /// More positional arguments than the callee takes: `Flatten(1, 2, 3)`.
-    #[error("`{callee}` takes at most {max} positional argument{s}, got {given}", s = if *max == 1 { "" } else { "s" })]
-    #[diagnostic(code(E0203))]
-    TooManyArguments {
-        /// The function called.
-        callee: String,
-        /// How many it takes.
-        max: usize,
-        /// How many were passed.
-        given: usize,
-        /// The first surplus argument.
-        #[label("unexpected argument")]
-        span: Span,
-        /// The signature.
-        #[help]
-        help: String,
-    },
-
-    /// A keyword that names no parameter: `Conv2d(1, 8, kernal_size=3)`.
-    #[error("`{callee}` has no parameter `{name}`")]
-    #[diagnostic(code(E0204))]
-    UnknownKeyword {
-        /// The function called.
-        callee: String,
-        /// The keyword as written.
-        name: String,
-        /// The keyword.
-        #[label("unknown keyword")]
-        span: Span,
-        /// The closest parameter, or the signature.
-        #[help]
-        help: String,
-    },
-
-    /// A required parameter left out: `Conv2d(1, 8)`.
-    #[error("`{callee}` is missing its argument `{name}`")]
-    #[diagnostic(code(E0205))]
-    MissingArgument {
-        /// The function called.
-        callee: String,
-        /// The parameter without a value.
-        name: String,
-        /// The call.
-        #[label("`{name}` not given")]
-        span: Span,
-        /// How to pass it.
-        #[help]
-        help: String,
-    },
-
-    /// One parameter given twice: `Linear(4, 2, in_features=4)`.
-    #[error("`{callee}` got two values for `{name}`")]
-    #[diagnostic(code(E0206))]
-    ArgumentGivenTwice {
-        /// The function called.
-        callee: String,
-        /// The parameter.
-        name: String,
-        /// The second value.
-        #[label("given again here")]
-        span: Span,
-        /// The first value.
-        #[label("first given here")]
-        first: Span,
-    },
+    /// Arguments that do not fit the callee's parameters (E0203–E0206), worded as the
+    /// run-time check words them.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Bind(Box<BindProblem>),
 
     /// Plain assignment to a name no `let` declared: `totl = 1`.
     #[error("assignment to undeclared name `{name}`")]
@@ -165,6 +106,11 @@ pub enum CheckError {
         help: String,
     },
 
+    /// An index past a known size (E0313), reported as the interpreter reports it.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Index(Box<IndexOutOfRange>),
+
     /// A shape error, reported exactly as the interpreter reports it.
     #[error(transparent)]
     #[diagnostic(transparent)]
@@ -197,7 +143,7 @@ pub enum CheckWarning {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::eval::tensor_error::{TensorCode, TensorDiagnostic};
+    use crate::diagnostic::TensorCode;
 
     #[test]
     fn no_two_variants_share_a_code() {
@@ -214,31 +160,14 @@ mod tests {
                 span: s,
                 help: String::new(),
             },
-            CheckError::TooManyArguments {
+            CheckError::Bind(Box::new(BindProblem::TooManyArguments {
                 callee: String::new(),
                 max: 0,
                 given: 0,
                 span: s,
                 help: String::new(),
-            },
-            CheckError::UnknownKeyword {
-                callee: String::new(),
-                name: String::new(),
-                span: s,
-                help: String::new(),
-            },
-            CheckError::MissingArgument {
-                callee: String::new(),
-                name: String::new(),
-                span: s,
-                help: String::new(),
-            },
-            CheckError::ArgumentGivenTwice {
-                callee: String::new(),
-                name: String::new(),
-                span: s,
-                first: s,
-            },
+                calls: Vec::new(),
+            })),
             CheckError::AssignToUndeclared {
                 name: String::new(),
                 span: s,

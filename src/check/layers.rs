@@ -5,12 +5,16 @@ use std::rc::Rc;
 
 use super::dim::SymDim;
 use super::error::{CheckError, CheckWarning};
-use super::rules::{Bound, default_ty, pair};
+use super::rules::{Bound, concrete_shape, default_ty, pair};
 use super::ty::{Grad, LayerTy, TensorTy, Ty, shape_string};
 use super::walk::{Checker, derived};
-use crate::builtins::{BuiltinDef, spatial};
-use crate::eval::tensor_error::{TensorCode, TensorDiagnostic};
+use crate::builtins::{BuiltinDef, pointwise, spatial};
+use crate::diagnostic::layers::{
+    SPATIAL_RANKS, batch_norm_channels, conv_in_channels_help, layer_rank, linear_features,
+};
+use crate::diagnostic::{TensorCode, TensorDiagnostic};
 use crate::source::Span;
+use crate::tensor::checks;
 use crate::tensor::receptive_field::AxisField;
 use crate::tensor::shape::{self, ShapeError, SpatialOp};
 
@@ -226,10 +230,17 @@ impl Checker {
         let Ty::Tensor(t) = input else {
             return Ty::Unknown;
         };
-        let grad = if self.no_grad {
-            Grad::No
-        } else {
-            Grad::Unknown
+        // A layer with parameters gives an output that requires grad (unless the program
+        // changes `requires_grad` by hand); one without passes the input's flag on.
+        let parameters = matches!(
+            l.kind,
+            "Conv2d" | "ConvTranspose2d" | "Linear" | "BatchNorm2d"
+        );
+        let grad = match (self.no_grad, parameters, self.grad_tracked) {
+            (true, ..) => Grad::No,
+            (false, true, true) => Grad::Yes,
+            (false, true, false) => Grad::Unknown,
+            (false, false, _) => derived(t.grad, false),
         };
         let keep = |t: &TensorTy| {
             Ty::Tensor(TensorTy {
@@ -244,9 +255,8 @@ impl Checker {
             field: None,
         });
         match l.kind {
-            "ReLU" | "LeakyReLU" | "Sigmoid" | "Tanh" | "Softmax" | "Identity" | "Dropout" => {
-                keep(t)
-            }
+            "Softmax" | "Identity" | "Dropout" => keep(t),
+            name if pointwise::by_layer(name).is_some() => keep(t),
             "Sequential" => {
                 let mut x = input.clone();
                 self.nest_rows(1);
@@ -268,13 +278,31 @@ impl Checker {
                 else {
                     return unknown;
                 };
-                let n = shape.len() as i64;
-                let s = if start < 0 { start + n } else { start };
-                let e = if end < 0 { end + n } else { end };
-                if n == 0 || s < 0 || e >= n || s > e {
+                // A 0-dim input flattens to [1], whatever the dims.
+                if shape.is_empty() {
+                    return Ty::Tensor(TensorTy {
+                        shape: Some(vec![SymDim::constant(1)]),
+                        grad,
+                        field: None,
+                    });
+                }
+                let n = shape.len();
+                let index = |d: i64| checks::dim_index("flatten", d, &[], n);
+                let (Ok(s), Ok(e)) = (index(start), index(end)) else {
+                    // The run-time check's words need the sizes.
+                    if let Some(concrete) = concrete_shape(shape) {
+                        let err = checks::dim_index("flatten", start, &concrete, n)
+                            .and_then(|_| checks::dim_index("flatten", end, &concrete, n));
+                        if let Err(err) = err {
+                            self.tensor_error(err, span);
+                            return Ty::Unknown;
+                        }
+                    }
+                    return unknown;
+                };
+                if s > e {
                     return unknown;
                 }
-                let (s, e) = (s as usize, e as usize);
                 let mut out: Vec<SymDim> = shape[..s].to_vec();
                 out.push(
                     shape[s..=e]
@@ -301,31 +329,19 @@ impl Checker {
                     && let Some(fin) = l.int("in_features")
                     && actual != fin
                 {
-                    let mut d = TensorDiagnostic::new(
-                        TensorCode::LinearFeatures,
-                        format!("Linear expects {fin} input features, the input has {actual}"),
-                        l.at("in_features"),
-                        format!("in_features is {fin}"),
-                    )
-                    .with_label(
+                    let per_item = shape[1..]
+                        .iter()
+                        .cloned()
+                        .fold(SymDim::constant(1), |a, b| a * b);
+                    let dims: Vec<String> = shape.iter().map(SymDim::to_string).collect();
+                    let d = linear_features(
+                        fin,
+                        &dims,
+                        (per_item.to_string(), per_item.as_const()),
+                        span,
                         at,
-                        format!(
-                            "input is {}: {actual} features in its last dim",
-                            shape_string(shape)
-                        ),
+                        l.at("in_features"),
                     );
-                    let help = if shape.len() > 2 {
-                        let feats = shape[1..]
-                            .iter()
-                            .cloned()
-                            .fold(SymDim::constant(1), |a, b| a * b);
-                        format!(
-                            "flatten the input first with `Flatten()`: it then has {feats} features, so use Linear({feats}, {fout})"
-                        )
-                    } else {
-                        format!("use Linear({actual}, {fout})")
-                    };
-                    d = d.with_help(help);
                     self.error(CheckError::Shape(Box::new(d)));
                     return Ty::Unknown;
                 }
@@ -346,14 +362,42 @@ impl Checker {
             // whose channels match (or `BatchNorm2d(_)`, which takes them from the input) is
             // all the checker vouches for; the rest the run-time check reports.
             "BatchNorm2d" => match &t.shape {
-                Some(shape)
-                    if shape.len() == 4
-                        && (l.arg("num_features").0 == Ty::Unknown
-                            || l.int("num_features").is_some_and(|c| {
-                                shape[1].as_const().is_none_or(|actual| actual == c)
-                            })) =>
-                {
-                    keep(t)
+                Some(shape) if shape.len() != 4 => {
+                    let d = layer_rank(
+                        "BatchNorm2d",
+                        "a 4-D [N, C, H, W] input",
+                        &shape_string(shape),
+                        shape.len(),
+                        shape.len() == 3,
+                        at,
+                        l.span,
+                    );
+                    self.error(CheckError::Shape(Box::new(d)));
+                    Ty::Unknown
+                }
+                Some(shape) => {
+                    if let (Some(features), Some(channels)) =
+                        (l.int("num_features"), shape[1].as_const())
+                        && features != channels
+                    {
+                        let d = batch_norm_channels(
+                            features,
+                            channels,
+                            &shape_string(shape),
+                            span,
+                            at,
+                            l.at("num_features"),
+                        );
+                        self.error(CheckError::Shape(Box::new(d)));
+                        return Ty::Unknown;
+                    }
+                    // Its weight and bias require grad: so does the output, unless the
+                    // parameters were changed by hand.
+                    Ty::Tensor(TensorTy {
+                        shape: t.shape.clone(),
+                        grad,
+                        field: t.field.clone(),
+                    })
                 }
                 _ => unknown,
             },
@@ -417,18 +461,15 @@ impl Checker {
         let conv = matches!(l.kind, "Conv2d" | "ConvTranspose2d");
         let input_label = format!("input is {}", shape_string(shape));
         if shape.len() != 3 && shape.len() != 4 {
-            let mut d = TensorDiagnostic::new(
-                TensorCode::WrongRank,
-                format!("{}: expected a 3-D [C, H, W] or 4-D [N, C, H, W] tensor, got a tensor of shape {}", l.kind, shape_string(shape)),
+            let d = layer_rank(
+                l.kind,
+                SPATIAL_RANKS,
+                &shape_string(shape),
+                shape.len(),
+                shape.len() == 2,
                 at,
-                format!("this is {}-D", shape.len()),
-            )
-            .with_label(l.span, "the layer was built here");
-            if shape.len() == 2 {
-                d = d.with_help(
-                    "add the missing dims with `.unsqueeze(0)` (twice for [N, C, H, W])",
-                );
-            }
+                l.span,
+            );
             self.error(CheckError::Shape(Box::new(d)));
             return Ty::Unknown;
         }
@@ -479,9 +520,7 @@ impl Checker {
                 format!("{input_label}: {} in dim {c_axis}", ch(actual)),
             )
             .with_label(l.at("in_channels"), format!("in_channels is {expected}"))
-            .with_help(format!(
-                "make in_channels {actual}, or write `_` to infer it from the input"
-            ));
+            .with_help(conv_in_channels_help(actual));
             self.error(CheckError::Shape(Box::new(d)));
             return Ty::Unknown;
         }
@@ -628,8 +667,12 @@ impl Checker {
             self.error(CheckError::Shape(Box::new(diag)));
             return Ty::Unknown;
         }
-        if conv && let Some(c) = l.int("out_channels") {
-            out[c_axis] = SymDim::constant(c);
+        if conv {
+            // An out_channels the checker cannot read leaves the channel dim unknown: it is
+            // never the input's.
+            out[c_axis] = l
+                .int("out_channels")
+                .map_or_else(SymDim::unknown, SymDim::constant);
         }
         let field = t.field.as_ref().and_then(|f| {
             let axis = |a: usize| {

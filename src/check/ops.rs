@@ -2,15 +2,15 @@
 //! (E0308, E0309), backward (E0401) and in-place writes (E0403).
 
 use super::dim::{Comparison, Preconditions, SymDim};
-use super::rules::concrete_usize;
+use super::rules::{concrete_shape, concrete_usize, slot_named};
 use super::ty::{Grad, TensorTy, Ty, shape_string};
 use super::walk::{Checker, TyArg, combined, derived};
 use crate::builtins::methods;
-use crate::eval::tensor_error::{TensorCode, TensorDiagnostic};
+use crate::diagnostic::{TensorCode, TensorDiagnostic};
 use crate::source::Span;
 use crate::syntax::ast::{BinOp, Ident};
-use crate::tensor::TensorError;
 use crate::tensor::ops::matmul::matmul_shape;
+use crate::tensor::{TensorError, checks};
 
 use super::error::CheckError;
 
@@ -323,7 +323,7 @@ impl Checker {
         });
         let m: &str = &name.name;
         if super::rules::INPLACE_METHODS.contains(&m) {
-            self.check_inplace(t, span);
+            self.check_inplace(t, def.name, span);
             return Ty::Tensor(t.clone());
         }
         // Results that are not always tensors: `max(dim)` is a record of values and
@@ -335,12 +335,28 @@ impl Checker {
             return Ty::Unknown;
         }
         if m == "backward" {
-            if t.grad == Grad::No && self.certain && self.grad_tracked {
-                let d = TensorDiagnostic::new(TensorCode::BackwardWithoutGrad, "backward: the tensor does not require grad and has no grad_fn", span, "nothing to differentiate")
-                    .with_help("the tensor was computed only from tensors that do not require grad; create the leaves with `requires_grad=true` (and not under `no_grad`)");
-                self.error(CheckError::Shape(Box::new(d)));
+            if self.certain && self.grad_tracked {
+                let no_gradient = slot_named(def.params, &b.slots, "gradient")
+                    .is_none_or(|(g, _)| *g == Ty::None);
+                let shape = t.shape.as_deref().and_then(concrete_shape);
+                let problem = match (t.grad, shape) {
+                    (Grad::No, _) => Some(TensorError::BackwardWithoutGrad),
+                    (Grad::Leaf | Grad::LeafView | Grad::Yes, Some(shape)) if no_gradient => {
+                        checks::implicit_seed(&shape).err()
+                    }
+                    _ => None,
+                };
+                if let Some(err) = problem {
+                    self.tensor_error(err, span);
+                }
             }
             return Ty::None;
+        }
+        if matches!(m, "softmax" | "log_softmax")
+            && let Some((Ty::Int(Some(dim)), _)) = slot_named(def.params, &b.slots, "dim")
+            && !self.dim_in_range(m, *dim, t, span)
+        {
+            return Ty::Unknown;
         }
         if super::rules::SAME_SHAPE_METHODS.contains(&m) {
             return Ty::Tensor(TensorTy {
@@ -484,6 +500,14 @@ impl Checker {
                     .iter()
                     .map(|&d| SymDim::constant(if d == -1 { numel / known.max(1) } else { d }))
                     .collect();
+                // A leaf made by a constructor is contiguous, so its reshape is a view of
+                // it; past that, contiguity is not tracked and only `view` is surely one.
+                let grad = match t.grad {
+                    Grad::Leaf if !self.no_grad => Grad::LeafView,
+                    Grad::LeafView if m == "view" && !self.no_grad => Grad::LeafView,
+                    Grad::LeafView => Grad::Unknown,
+                    _ => grad,
+                };
                 Ty::Tensor(TensorTy::of(out, grad))
             }
             _ => unknown,

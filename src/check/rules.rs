@@ -8,13 +8,13 @@ use super::dim::{Comparison, Preconditions, SymDim, compare};
 use super::error::CheckError;
 use super::ty::{Grad, TensorTy, Ty};
 use super::walk::{Checker, TyArg, combined, derived};
-use crate::builtins::{BuiltinDef, BuiltinParam, DefaultValue};
-use crate::eval::error::closest;
+use crate::builtins::{BuiltinDef, BuiltinParam, DefaultValue, pointwise};
+use crate::diagnostic::binding::{self, Argument, Callee};
 use crate::eval::tensor_error::{TensorCode, TensorDiagnostic, from_tensor_error};
 use crate::eval::{RuntimeError, Value};
 use crate::source::Span;
 use crate::syntax::ast::{Arg, ExprKind};
-use crate::tensor::TensorError;
+use crate::tensor::{TensorError, checks};
 
 /// Builtins, layers and methods whose result the checker does not compute (it still checks
 /// their arguments' names and arity).
@@ -43,7 +43,6 @@ pub const RESULT_UNKNOWN: &[&str] = &[
     "matmul",
     "mse_loss",
     "l1_loss",
-    "cross_entropy",
     "binary_cross_entropy_with_logits",
     "Dropout",
     "parameter_count",
@@ -73,23 +72,16 @@ pub const BUILTIN_RULES: &[&str] = &[
     "zeros_like",
     "ones_like",
     "randn_like",
-    "relu",
-    "leaky_relu",
-    "sigmoid",
-    "tanh",
     "softmax",
     "log_softmax",
     "dropout",
+    "cross_entropy",
     "cat",
     "Conv2d",
     "ConvTranspose2d",
     "Linear",
     "MaxPool2d",
     "AvgPool2d",
-    "ReLU",
-    "LeakyReLU",
-    "Sigmoid",
-    "Tanh",
     "Softmax",
     "Identity",
     "Flatten",
@@ -164,16 +156,7 @@ pub const METHODS_RESULT_UNKNOWN: &[&str] = &[
 ];
 
 /// Bound arguments: one slot per parameter, and the surplus positionals.
-pub(super) struct Bound {
-    pub slots: Vec<Option<(Ty, Span)>>,
-    pub rest: Vec<(Ty, Span)>,
-}
-
-impl Bound {
-    fn get(&self, i: usize) -> Option<&Ty> {
-        self.slots.get(i).and_then(|s| s.as_ref()).map(|(t, _)| t)
-    }
-}
+pub(super) type Bound = binding::Bound<Ty>;
 
 pub(super) fn slot_named<'a>(
     params: &[BuiltinParam],
@@ -206,6 +189,14 @@ pub(super) fn pair(t: &Ty) -> Option<[i64; 2]> {
     }
 }
 
+/// A shape whose every dim is a known constant, as the engine holds it.
+pub(super) fn concrete_shape(shape: &[SymDim]) -> Option<Vec<usize>> {
+    shape
+        .iter()
+        .map(|d| d.as_const().and_then(|v| usize::try_from(v).ok()))
+        .collect()
+}
+
 pub(super) fn concrete_usize(shape: &[i64]) -> Vec<usize> {
     shape
         .iter()
@@ -216,6 +207,8 @@ pub(super) fn concrete_usize(shape: &[i64]) -> Vec<usize> {
 fn from_runtime(err: RuntimeError) -> Option<CheckError> {
     match err {
         RuntimeError::Tensor(d) => Some(CheckError::Shape(d)),
+        RuntimeError::IndexOutOfRange(e) => Some(CheckError::Index(e)),
+        RuntimeError::Bind(p) => Some(CheckError::Bind(p)),
         _ => None,
     }
 }
@@ -234,8 +227,8 @@ impl Checker {
         }
     }
 
-    /// Binds `args` against a builtin's signature: E0203–E0206 as the interpreter reports
-    /// them; `None` after an error.
+    /// Binds `args` against a builtin's signature with the interpreter's routine
+    /// (E0203–E0206, worded once); `None` after an error.
     pub(super) fn bind(
         &mut self,
         def: &'static BuiltinDef,
@@ -243,71 +236,35 @@ impl Checker {
         call: Span,
     ) -> Option<Bound> {
         let params = def.params;
-        let positional_slots = params.iter().filter(|p| !p.keyword_only).count();
-        let mut slots: Vec<Option<(Ty, Span)>> = vec![None; params.len()];
-        let mut rest = Vec::new();
-        let mut positional = 0;
-        for arg in args {
-            match &arg.name {
-                None => {
-                    if positional < positional_slots {
-                        slots[positional] = Some((arg.ty.clone(), arg.span));
-                    } else if def.rest.is_some() {
-                        rest.push((arg.ty.clone(), arg.span));
-                    } else {
-                        self.error(CheckError::TooManyArguments {
-                            callee: def.name.to_string(),
-                            max: positional_slots,
-                            given: positional + 1,
-                            span: arg.span,
-                            help: format!("the signature is `{}`", def.signature()),
-                        });
-                        return None;
-                    }
-                    positional += 1;
-                }
-                Some((name, name_span)) => {
-                    let Some(i) = params.iter().position(|p| p.name == &**name) else {
-                        let help = match closest(name, params.iter().map(|p| p.name)) {
-                            Some(near) => format!("did you mean `{near}`?"),
-                            None => format!("the signature is `{}`", def.signature()),
-                        };
-                        self.error(CheckError::UnknownKeyword {
-                            callee: def.name.to_string(),
-                            name: name.to_string(),
-                            span: *name_span,
-                            help,
-                        });
-                        return None;
-                    };
-                    if let Some((_, first)) = &slots[i] {
-                        self.error(CheckError::ArgumentGivenTwice {
-                            callee: def.name.to_string(),
-                            name: name.to_string(),
-                            span: arg.span,
-                            first: *first,
-                        });
-                        return None;
-                    }
-                    slots[i] = Some((arg.ty.clone(), arg.span));
+        let signature = || def.signature();
+        let callee = Callee {
+            name: def.name,
+            params: &params,
+            variadic: def.rest.is_some(),
+            signature: &signature,
+        };
+        let args = args.iter().map(|a| Argument {
+            keyword: a.name.clone(),
+            value: a.ty.clone(),
+            span: a.span,
+        });
+        let checked = binding::bind(&callee, args, call).and_then(|bound| {
+            for (param, slot) in params.iter().zip(&bound.slots) {
+                if let Some((ty, at)) = slot
+                    && !(param.default == DefaultValue::None && *ty == Ty::None)
+                {
+                    param.ty.check(ty, param.name, def.name, *at)?;
                 }
             }
-        }
-        // A variadic builtin (`zeros(2, 3)`) may take its required values from the rest.
-        if def.rest.is_none() {
-            for (i, p) in params.iter().enumerate() {
-                if slots[i].is_none() && p.default == DefaultValue::Required {
-                    self.error(CheckError::MissingArgument {
-                        callee: def.name.to_string(),
-                        name: p.name.to_string(),
-                        span: call,
-                        help: format!("the signature is `{}`", def.signature()),
-                    });
-                    return None;
-                }
+            Ok(bound)
+        });
+        match checked {
+            Ok(bound) => Some(bound),
+            Err(problem) => {
+                self.error(CheckError::Bind(problem));
+                None
             }
         }
-        Some(Bound { slots, rest })
     }
 
     /// `f(args)` for any callee.
@@ -319,16 +276,20 @@ impl Checker {
                 };
                 self.builtin(def, &bound, span, ast)
             }
-            Ty::Layer(layer) => match args {
-                [
-                    TyArg {
-                        name: None,
-                        ty,
-                        span: at,
-                    },
-                ] => self.apply_layer(layer, ty, *at, span),
-                _ => Ty::Unknown,
-            },
+            Ty::Layer(layer) => {
+                let args = args.iter().map(|a| Argument {
+                    keyword: a.name.clone(),
+                    value: &a.ty,
+                    span: a.span,
+                });
+                match binding::bind_layer_input(layer.kind, args, span) {
+                    Ok((ty, at)) => self.apply_layer(layer, ty, at, span),
+                    Err(problem) => {
+                        self.error(CheckError::Bind(problem));
+                        Ty::Unknown
+                    }
+                }
+            }
             Ty::Net(net) => {
                 let mut params = vec![Ty::Unknown; net.params.len()];
                 let mut ok = args.len() <= net.params.len();
@@ -483,7 +444,15 @@ impl Checker {
                     None => Ty::Tensor(TensorTy::unknown()),
                 }
             }
-            "relu" | "leaky_relu" | "sigmoid" | "tanh" | "softmax" | "log_softmax" | "dropout" => {
+            name if matches!(name, "softmax" | "log_softmax" | "dropout")
+                || pointwise::by_function(name).is_some() =>
+            {
+                if let (Some(Ty::Tensor(t)), Some((Ty::Int(Some(dim)), _))) =
+                    (b.get(0), slot_named(def.params, &b.slots, "dim"))
+                    && !self.dim_in_range(def.name, *dim, t, span)
+                {
+                    return Ty::Unknown;
+                }
                 match b.get(0) {
                     Some(Ty::Tensor(t)) => Ty::Tensor(TensorTy {
                         shape: t.shape.clone(),
@@ -494,6 +463,7 @@ impl Checker {
                 }
             }
             "cat" => self.cat(b, span),
+            "cross_entropy" => self.cross_entropy(b, span),
             // A literal path to a readable file gives its shape from the header alone; any
             // other path, or a file that cannot be read, is unknown: the run reports it.
             "load_npy" => {
@@ -521,7 +491,9 @@ impl Checker {
             "save_npy" => Ty::None,
             "conv2d" | "conv_transpose2d" | "max_pool2d" | "avg_pool2d" | "linear"
             | "pixel_shuffle" | "interpolate" => self.functional_window(def, b, span),
-            name if BUILTIN_RULES.contains(&name) => self.build_layer(def, b, span),
+            name if BUILTIN_RULES.contains(&name) || pointwise::by_layer(name).is_some() => {
+                self.build_layer(def, b, span)
+            }
             _ => Ty::Unknown,
         }
     }
@@ -589,6 +561,52 @@ impl Checker {
             });
         }
         outcome
+    }
+
+    /// Whether `dim` names a dim of `t` for `op` (softmax-like ops: `-ndim..ndim`), E0309
+    /// as the run-time check gives it when not; `true` when the shape is not known.
+    pub(super) fn dim_in_range(&mut self, op: &str, dim: i64, t: &TensorTy, span: Span) -> bool {
+        let Some(shape) = t.shape.as_deref().and_then(concrete_shape) else {
+            return true;
+        };
+        let op = match op {
+            "softmax" => "softmax",
+            "log_softmax" => "log_softmax",
+            _ => return true,
+        };
+        match checks::dim_index(op, dim, &shape, shape.len()) {
+            Ok(_) => true,
+            Err(err) => {
+                self.tensor_error(err, span);
+                false
+            }
+        }
+    }
+
+    /// `cross_entropy(input, target)`: a 0-dim loss; E0314 when the known shapes do not fit.
+    fn cross_entropy(&mut self, b: &Bound, span: Span) -> Ty {
+        let (Some(Ty::Tensor(x)), Some(Ty::Tensor(t))) = (b.get(0), b.get(1)) else {
+            return Ty::Tensor(TensorTy::unknown());
+        };
+        let known = |t: &TensorTy| t.shape.as_deref().and_then(concrete_shape);
+        if let (Some(input), Some(target)) = (known(x), known(t))
+            && let Err(err) = checks::cross_entropy_target(&input, &target)
+        {
+            let input_at = b.slots[0].as_ref().map_or(span, |s| s.1);
+            let target_at = b.slots[1].as_ref().map_or(span, |s| s.1);
+            if let Some(CheckError::Shape(d)) =
+                from_runtime(*from_tensor_error(err, span, &|_| None))
+            {
+                let d = d.on_loss_operands((input_at, &input), (target_at, &target));
+                self.error(CheckError::Shape(Box::new(d)));
+            }
+            return Ty::Unknown;
+        }
+        Ty::Tensor(TensorTy {
+            shape: Some(Vec::new()),
+            grad: combined(x.grad, t.grad, self.no_grad),
+            field: None,
+        })
     }
 
     fn cat(&mut self, b: &Bound, span: Span) -> Ty {
@@ -724,6 +742,8 @@ mod tests {
 
     fn listed(name: &str, tables: &[&[&str]]) -> bool {
         tables.iter().any(|t| t.contains(&name))
+            || pointwise::by_layer(name).is_some()
+            || pointwise::by_function(name).is_some()
     }
 
     #[test]

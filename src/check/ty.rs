@@ -1,5 +1,6 @@
 //! The checker's types: what it knows about a value without computing it.
 
+use crate::diagnostic::binding::ArgKind;
 use std::fmt;
 use std::rc::Rc;
 
@@ -16,6 +17,9 @@ pub enum Grad {
     No,
     /// A leaf created with `requires_grad=true`.
     Leaf,
+    /// A view (`w[0]`) of a leaf created with `requires_grad=true`: it shares the leaf's
+    /// storage, so writing to it in place writes to the leaf.
+    LeafView,
     /// Computed from something that requires grad.
     Yes,
     /// Cannot tell.
@@ -157,6 +161,40 @@ pub enum Ty {
     Builtin(BuiltinRef),
     /// An optimizer.
     Optimizer,
+}
+
+impl ArgKind for Ty {
+    fn kind(&self) -> Option<&'static str> {
+        Some(match self {
+            Ty::Unknown => return None,
+            Ty::Int(_) => "int",
+            Ty::Float => "float",
+            Ty::Bool(_) => "bool",
+            Ty::Str(_) => "str",
+            Ty::None => "none",
+            Ty::List(_) => "list",
+            Ty::Range => "range",
+            Ty::Tensor(_) => "tensor",
+            Ty::Layer(_) | Ty::Model(_) => "layer",
+            Ty::Function(_) | Ty::Builtin(_) => "function",
+            Ty::Net(_) => "net",
+            Ty::Optimizer => "optimizer",
+        })
+    }
+
+    fn items(&self) -> Option<Vec<&Ty>> {
+        match self {
+            Ty::List(Some(items)) => Some(items.iter().collect()),
+            _ => None,
+        }
+    }
+
+    fn text(&self) -> Option<&str> {
+        match self {
+            Ty::Str(Some(s)) => Some(s),
+            _ => None,
+        }
+    }
 }
 
 impl Ty {

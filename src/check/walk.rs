@@ -12,12 +12,13 @@ use super::dim::SymDim;
 use super::error::{CheckError, CheckWarning};
 use super::ty::{Grad, TensorTy, Ty};
 use crate::builtins;
-use crate::eval::error::closest;
+use crate::diagnostic::{IndexOutOfRange, closest};
 use crate::source::Span;
 use crate::syntax::ast::{
     Arg, BinOp, Block, Expr, ExprKind, GradMode, IndexKind, NetDef, Program, Stmt, StmtKind,
     UnaryOp,
 };
+use crate::tensor::TensorError;
 
 /// Everything one check found.
 #[derive(Debug, Default)]
@@ -454,7 +455,7 @@ impl Checker {
                     .push((name.span, name.name.to_string(), ty.clone()));
                 self.declare(&name.name, ty);
             }
-            StmtKind::Assign { target, op, value } => self.assign(target, *op, value),
+            StmtKind::Assign { target, op, value } => self.assign(target, *op, value, stmt.span),
             StmtKind::Expr(e) => {
                 self.expr(e);
             }
@@ -482,11 +483,24 @@ impl Checker {
                 };
                 let before = types(self);
                 let mut outcomes = Vec::new();
-                for (i, (cond, body)) in branches.iter().enumerate() {
-                    if i == 0 {
-                        self.expr(cond);
+                // While every condition so far was known false, the next one is certainly
+                // evaluated, and a known-true one is certainly the branch taken: only it is
+                // walked, as only it runs (a net built with `down=false` has no pooling).
+                let mut decided = true;
+                for (cond, body) in branches {
+                    let taken = if decided {
+                        known_truth(&self.expr(cond))
                     } else {
                         self.with_flags(false, |c| c.expr(cond));
+                        None
+                    };
+                    match taken {
+                        Some(true) => {
+                            self.block(body);
+                            return;
+                        }
+                        Some(false) => continue,
+                        None => decided = false,
                     }
                     self.with_flags(false, |c| c.block(body));
                     outcomes.push(types(self));
@@ -495,10 +509,15 @@ impl Checker {
                     }
                 }
                 match otherwise {
+                    Some(body) if decided => {
+                        self.block(body);
+                        return;
+                    }
                     Some(body) => {
                         self.with_flags(false, |c| c.block(body));
                         outcomes.push(types(self));
                     }
+                    None if decided => return,
                     None => outcomes.push(before),
                 }
                 for (k, (at, n)) in slots.iter().enumerate() {
@@ -649,7 +668,7 @@ impl Checker {
         (self.frame_base, self.in_body, self.certain, self.no_grad) = saved;
     }
 
-    fn assign(&mut self, target: &Expr, op: Option<BinOp>, value: &Expr) {
+    fn assign(&mut self, target: &Expr, op: Option<BinOp>, value: &Expr, statement: Span) {
         let value_ty = self.expr(value);
         match &target.node {
             ExprKind::Name(id) => {
@@ -679,7 +698,9 @@ impl Checker {
                     None => value_ty,
                     Some(op) => match &current {
                         Ty::Tensor(t) => {
-                            self.check_inplace(t, target.span);
+                            if let Some(name) = inplace_name(op) {
+                                self.check_inplace(t, name, statement);
+                            }
                             current.clone()
                         }
                         _ => self.binary_ty(op, &current, &value_ty, target.span, value.span),
@@ -689,24 +710,35 @@ impl Checker {
             }
             _ => {
                 // `x[i] = v`, `layer.weight = v`: the object's names must exist.
-                self.expr(target);
+                let written = self.expr(target);
+                // A write into `x[i]` is an in-place op on a view of `x`.
+                if let (ExprKind::Index { .. }, Ty::Tensor(t)) = (&target.node, &written) {
+                    let name = match (op, &value_ty) {
+                        (Some(op), _) => inplace_name(op),
+                        (None, Ty::Tensor(_)) => Some("copy_"),
+                        (None, Ty::Int(_) | Ty::Float | Ty::Bool(_)) => Some("fill_"),
+                        _ => None,
+                    };
+                    if let Some(name) = name {
+                        self.check_inplace(t, name, statement);
+                    }
+                }
             }
         }
     }
 
-    /// E0403 for an in-place write to `t`, when it is certainly a leaf requiring grad.
-    pub(super) fn check_inplace(&mut self, t: &TensorTy, span: Span) {
-        if t.grad == Grad::Leaf && self.certain && !self.no_grad && self.grad_tracked {
-            use crate::eval::tensor_error::{TensorCode, TensorDiagnostic};
-            let d = TensorDiagnostic::new(
-                TensorCode::InPlaceOnLeaf,
-                "a leaf Variable that requires grad is being used in an in-place operation",
-                span,
-                "in-place write to a leaf that requires grad",
-            )
-            .with_help("do it under `with no_grad { ... }` (as an optimizer step does), or write `x = x + ...` to make a new tensor");
-            self.error(CheckError::Shape(Box::new(d)));
+    /// E0403 for the in-place op `op` on a leaf that requires grad, or a view of one, as
+    /// the run-time check reports it.
+    pub(super) fn check_inplace(&mut self, t: &TensorTy, op: &'static str, span: Span) {
+        if !(self.certain && !self.no_grad && self.grad_tracked) {
+            return;
         }
+        let through_view = match t.grad {
+            Grad::Leaf => false,
+            Grad::LeafView => true,
+            _ => return,
+        };
+        self.tensor_error(TensorError::InPlaceOnLeaf { op, through_view }, span);
     }
 
     pub(super) fn expr(&mut self, expr: &Expr) -> Ty {
@@ -778,6 +810,10 @@ impl Checker {
                         }
                     }
                 }
+                if let Some(e) = index_out_of_range(&o, &items, indices) {
+                    self.error(CheckError::Index(Box::new(e)));
+                    return Ty::Unknown;
+                }
                 index_ty(&o, &items)
             }
         }
@@ -839,8 +875,30 @@ pub(super) fn derived(g: Grad, no_grad: bool) -> Grad {
         return Grad::No;
     }
     match g {
-        Grad::Leaf | Grad::Yes => Grad::Yes,
+        Grad::Leaf | Grad::LeafView | Grad::Yes => Grad::Yes,
         other => other,
+    }
+}
+
+/// The in-place op an augmented assignment to a tensor runs (`x += y` is `x.add_(y)`); the
+/// other operators are not in-place on tensors.
+fn inplace_name(op: BinOp) -> Option<&'static str> {
+    match op {
+        BinOp::Add => Some("add_"),
+        BinOp::Sub => Some("sub_"),
+        BinOp::Mul => Some("mul_"),
+        BinOp::Div => Some("div_"),
+        _ => None,
+    }
+}
+
+/// Whether a condition of this type is known to be true or false (Python truthiness of a
+/// constant bool or int).
+fn known_truth(t: &Ty) -> Option<bool> {
+    match t {
+        Ty::Bool(Some(b)) => Some(*b),
+        Ty::Int(Some(i)) => Some(*i != 0),
+        _ => None,
     }
 }
 
@@ -851,7 +909,8 @@ pub(super) fn combined(a: Grad, b: Grad, no_grad: bool) -> Grad {
     }
     match (a, b) {
         (Grad::No, Grad::No) => Grad::No,
-        (Grad::Leaf | Grad::Yes, _) | (_, Grad::Leaf | Grad::Yes) => Grad::Yes,
+        (Grad::Leaf | Grad::LeafView | Grad::Yes, _)
+        | (_, Grad::Leaf | Grad::LeafView | Grad::Yes) => Grad::Yes,
         _ => Grad::Unknown,
     }
 }
@@ -860,6 +919,53 @@ pub(super) fn combined(a: Grad, b: Grad, no_grad: bool) -> Grad {
 pub(super) enum Index {
     At(Ty),
     Slice(Option<Ty>, Option<Ty>, Option<Ty>),
+}
+
+/// E0313 for a constant index past a size the checker knows, as the run-time check
+/// reports it (a tensor dimension, or a list whose items are known).
+fn index_out_of_range(
+    o: &Ty,
+    items: &[Index],
+    indices: &[crate::syntax::ast::IndexItem],
+) -> Option<IndexOutOfRange> {
+    let out_of_range = |index: i64, len: usize| {
+        let n = i64::try_from(len).ok()?;
+        let wrapped = if index < 0 {
+            index.checked_add(n)?
+        } else {
+            index
+        };
+        (!(0..n).contains(&wrapped)).then_some(())
+    };
+    let (dims, what): (Vec<Option<usize>>, &dyn Fn(usize, usize) -> String) = match o {
+        Ty::Tensor(TensorTy {
+            shape: Some(shape), ..
+        }) if items.len() <= shape.len() => (
+            shape
+                .iter()
+                .map(|d| d.as_const().and_then(|v| usize::try_from(v).ok()))
+                .collect(),
+            &|dim, size| format!("dimension {dim} of size {size}"),
+        ),
+        Ty::List(Some(elems)) if items.len() == 1 => (vec![Some(elems.len())], &|_, len| {
+            format!("list of length {len}")
+        }),
+        _ => return None,
+    };
+    for (dim, (item, written)) in items.iter().zip(indices).enumerate() {
+        if let (Index::At(Ty::Int(Some(index))), Some(Some(len))) = (item, dims.get(dim))
+            && out_of_range(*index, *len).is_some()
+        {
+            return Some(IndexOutOfRange {
+                index: *index,
+                len: *len,
+                what: what(dim, *len),
+                span: written.span,
+                calls: Vec::new(),
+            });
+        }
+    }
+    None
 }
 
 fn index_ty(o: &Ty, items: &[Index]) -> Ty {
@@ -883,7 +989,7 @@ fn index_ty(o: &Ty, items: &[Index]) -> Ty {
             Ty::Tensor(TensorTy {
                 shape: Some(out),
                 grad: match t.grad {
-                    Grad::Leaf => Grad::Yes,
+                    Grad::Leaf | Grad::LeafView => Grad::LeafView,
                     g => g,
                 },
                 field: None,

@@ -3,47 +3,30 @@
 
 use std::rc::Rc;
 
-use super::error::{RuntimeError, closest};
+use super::error::RuntimeError;
 use super::value::Value;
 use super::{EvalResult, Flow, Interpreter, net};
 use crate::builtins::layers::Layer;
-use crate::builtins::{Args, BuiltinDef, BuiltinParam, DefaultValue};
+use crate::builtins::{Args, BuiltinDef, DefaultValue};
+pub(crate) use crate::diagnostic::binding::Callee;
+use crate::diagnostic::binding::{self, Argument, ParamList};
 use crate::source::Span;
 use crate::syntax::ast::{Arg, FnDef, Param};
 
 /// One evaluated call argument.
-#[derive(Clone, Debug)]
-pub struct CallArg {
-    /// The keyword and its span, for `name=value`.
-    pub keyword: Option<(Rc<str>, Span)>,
-    /// The value.
-    pub value: Value,
-    /// The whole argument as written.
-    pub span: Span,
-}
+pub type CallArg = Argument<Value>;
+
+/// Arguments bound to a callee's parameters.
+pub(crate) type Bound = binding::Bound<Value>;
 
 impl CallArg {
     /// A positional argument.
     pub fn positional(value: Value, span: Span) -> CallArg {
-        CallArg {
+        Argument {
             keyword: None,
             value,
             span,
         }
-    }
-}
-
-/// A parameter list as the binder sees it: names and which ones may be omitted.
-pub(crate) trait ParamList {
-    /// Number of named parameters.
-    fn count(&self) -> usize;
-    /// The `i`-th parameter's name.
-    fn name(&self, i: usize) -> &str;
-    /// Whether the `i`-th parameter has a default.
-    fn has_default(&self, i: usize) -> bool;
-    /// How many parameters take positional arguments (the rest are keyword-only).
-    fn positional_count(&self) -> usize {
-        self.count()
     }
 }
 
@@ -59,106 +42,9 @@ impl ParamList for Vec<Param> {
     }
 }
 
-impl ParamList for &'static [BuiltinParam] {
-    fn count(&self) -> usize {
-        self.len()
-    }
-    fn name(&self, i: usize) -> &str {
-        self[i].name
-    }
-    fn has_default(&self, i: usize) -> bool {
-        self[i].default != DefaultValue::Required
-    }
-    fn positional_count(&self) -> usize {
-        self.iter().take_while(|p| !p.keyword_only).count()
-    }
-}
-
-/// Arguments matched to parameters: one slot per parameter (empty where the default
-/// applies) and the surplus positionals of a variadic callee.
-pub(crate) struct Bound {
-    pub slots: Vec<Option<(Value, Span)>>,
-    pub rest: Vec<(Value, Span)>,
-}
-
-/// The callee as the binder describes it in messages.
-pub(crate) struct Callee<'a> {
-    pub name: &'a str,
-    pub params: &'a dyn ParamList,
-    pub variadic: bool,
-    pub signature: &'a dyn Fn() -> String,
-}
-
-/// Binds positional arguments in order, then keywords by name: E0203 for surplus
-/// positionals, E0204 for unknown keywords, E0206 for a parameter given twice, E0205 for a
-/// required parameter left out.
+/// Binds `args` to `callee`'s parameters (E0203–E0206).
 pub(crate) fn bind(callee: &Callee<'_>, args: Vec<CallArg>, call: Span) -> EvalResult<Bound> {
-    let n = callee.params.count();
-    let positional_slots = callee.params.positional_count();
-    let mut slots: Vec<Option<(Value, Span)>> = vec![None; n];
-    let mut rest = Vec::new();
-    let mut positional = 0;
-    for arg in args {
-        match arg.keyword {
-            None => {
-                if positional < positional_slots {
-                    slots[positional] = Some((arg.value, arg.span));
-                } else if callee.variadic {
-                    rest.push((arg.value, arg.span));
-                } else {
-                    return Err(Box::new(RuntimeError::TooManyArguments {
-                        callee: callee.name.to_string(),
-                        max: positional_slots,
-                        given: positional + 1,
-                        span: arg.span,
-                        help: format!("the signature is `{}`", (callee.signature)()),
-                        calls: Vec::new(),
-                    }));
-                }
-                positional += 1;
-            }
-            Some((name, name_span)) => {
-                let Some(i) = (0..n).find(|&i| callee.params.name(i) == &*name) else {
-                    let names = (0..n).map(|i| callee.params.name(i));
-                    let help = match closest(&name, names) {
-                        Some(near) => format!("did you mean `{near}`?"),
-                        None => format!("the signature is `{}`", (callee.signature)()),
-                    };
-                    return Err(Box::new(RuntimeError::UnknownKeyword {
-                        callee: callee.name.to_string(),
-                        name: name.to_string(),
-                        span: name_span,
-                        help,
-                        calls: Vec::new(),
-                    }));
-                };
-                if let Some((_, first)) = &slots[i] {
-                    return Err(Box::new(RuntimeError::ArgumentGivenTwice {
-                        callee: callee.name.to_string(),
-                        name: name.to_string(),
-                        span: arg.span,
-                        first: *first,
-                        calls: Vec::new(),
-                    }));
-                }
-                slots[i] = Some((arg.value, arg.span));
-            }
-        }
-    }
-    if let Some(i) = (0..n).find(|&i| slots[i].is_none() && !callee.params.has_default(i)) {
-        let name = callee.params.name(i);
-        return Err(Box::new(RuntimeError::MissingArgument {
-            callee: callee.name.to_string(),
-            name: name.to_string(),
-            span: call,
-            help: format!(
-                "pass it by position or as `{name}=...`; the signature is `{}`",
-                (callee.signature)()
-            ),
-            calls: Vec::new(),
-        }));
-    }
-    Ok(Bound { slots, rest })
+    binding::bind(callee, args, call).map_err(|p| Box::new(RuntimeError::Bind(p)))
 }
 
 /// `name(a, b=…)`: a user fn's or net's signature, for messages (default expressions are
@@ -219,13 +105,10 @@ impl Interpreter {
 
     fn call_fn(&mut self, def: &Rc<FnDef>, args: Vec<CallArg>, span: Span) -> EvalResult<Value> {
         if self.env.depth() >= self.recursion_limit {
-            return Err(Box::new(RuntimeError::value_with_help(
-                format!(
-                    "maximum recursion depth ({}) exceeded",
-                    self.recursion_limit
-                ),
+            return Err(Box::new(RuntimeError::too_deep(
+                self.recursion_limit,
                 span,
-                format!("call to `{}` too deep", def.name.name),
+                &def.name.name,
                 "a recursive fn needs a case that returns without calling itself",
             )));
         }
@@ -319,13 +202,11 @@ impl Interpreter {
                 None => (param.default.to_value().unwrap_or(Value::None), span),
             };
             let none_allowed = param.default == DefaultValue::None && matches!(value, Value::None);
-            if !none_allowed && !param.ty.accepts(&value) {
-                return Err(Box::new(RuntimeError::wrong_type(
-                    format!("argument `{}` of `{}`", param.name, def.name),
-                    param.ty.describe(),
-                    value.type_name(),
-                    arg_span,
-                )));
+            if !none_allowed {
+                param
+                    .ty
+                    .check(&value, param.name, def.name, arg_span)
+                    .map_err(|p| Box::new(RuntimeError::Bind(p)))?;
             }
             values.push(value);
             spans.push(arg_span);

@@ -9,6 +9,8 @@ use miette::Diagnostic;
 use thiserror::Error;
 
 use super::tensor_error::TensorDiagnostic;
+use crate::diagnostic::IndexOutOfRange;
+use crate::diagnostic::binding::BindProblem;
 use crate::source::Span;
 
 /// An error raised while running a program.
@@ -50,104 +52,10 @@ pub enum RuntimeError {
         calls: Vec<Span>,
     },
 
-    /// More positional arguments than parameters: `area(1, 2, 3)` for `fn area(h, w=2)`.
-    #[error("`{callee}` takes at most {max} positional argument{s}, got {given}", s = if *max == 1 { "" } else { "s" })]
-    #[diagnostic(code(E0203))]
-    TooManyArguments {
-        /// The function called.
-        callee: String,
-        /// How many it takes.
-        max: usize,
-        /// How many were passed.
-        given: usize,
-        /// The first surplus argument.
-        #[label("unexpected argument")]
-        span: Span,
-        /// The signature, so the fix is visible.
-        #[help]
-        help: String,
-        /// The calls that led here.
-        #[label(collection, "called from here")]
-        calls: Vec<Span>,
-    },
-
-    /// A keyword that names no parameter: `Conv2d(1, 8, kernal_size=3)`.
-    #[error("`{callee}` has no parameter `{name}`")]
-    #[diagnostic(code(E0204))]
-    UnknownKeyword {
-        /// The function called.
-        callee: String,
-        /// The keyword as written.
-        name: String,
-        /// The keyword argument.
-        #[label("unknown keyword")]
-        span: Span,
-        /// The closest parameter name, or the signature.
-        #[help]
-        help: String,
-        /// The calls that led here.
-        #[label(collection, "called from here")]
-        calls: Vec<Span>,
-    },
-
-    /// A parameter without a default that the call does not supply: `area()`.
-    #[error("`{callee}` is missing its argument `{name}`")]
-    #[diagnostic(code(E0205))]
-    MissingArgument {
-        /// The function called.
-        callee: String,
-        /// The parameter left without a value.
-        name: String,
-        /// The call.
-        #[label("`{name}` not given")]
-        span: Span,
-        /// How to pass it.
-        #[help]
-        help: String,
-        /// The calls that led here.
-        #[label(collection, "called from here")]
-        calls: Vec<Span>,
-    },
-
-    /// One parameter given two values: `area(3, h=4)`.
-    #[error("`{callee}` got two values for `{name}`")]
-    #[diagnostic(code(E0206))]
-    ArgumentGivenTwice {
-        /// The function called.
-        callee: String,
-        /// The parameter.
-        name: String,
-        /// The second value.
-        #[label("given again here")]
-        span: Span,
-        /// The first value.
-        #[label("first given here")]
-        first: Span,
-        /// The calls that led here.
-        #[label(collection, "called from here")]
-        calls: Vec<Span>,
-    },
-
-    /// A value of the wrong type: `len(3)`, `1 + "a"`, `5(2)`.
-    #[error("wrong type for {what}: expected {expected}, got {got}")]
-    #[diagnostic(code(E0207))]
-    WrongType {
-        /// What was being typed: "argument `x` of `len`", "operands of `+`".
-        what: String,
-        /// The types accepted.
-        expected: String,
-        /// The type found.
-        got: String,
-        /// The offending expression.
-        #[label("this is {got}")]
-        span: Span,
-        /// A conversion or alternative, when one exists.
-        #[help]
-        help: Option<String>,
-        /// The calls that led here.
-        #[label(collection, "called from here")]
-        calls: Vec<Span>,
-    },
+    /// Arguments that do not fit the callee's parameters (E0203–E0206).
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Bind(Box<BindProblem>),
 
     /// Plain assignment to a name no `let` declared: `totl = 1`.
     #[error("assignment to undeclared name `{name}`")]
@@ -182,23 +90,10 @@ pub enum RuntimeError {
         calls: Vec<Span>,
     },
 
-    /// An index past either end: `[1, 2][2]`, `zeros(3)[5]`.
-    #[error("index {index} is out of range for {what}")]
-    #[diagnostic(code(E0313))]
-    IndexOutOfRange {
-        /// The index as given.
-        index: i64,
-        /// Length of the indexed value (or tensor dimension).
-        len: usize,
-        /// What was indexed: `list of length 2`, `dimension 0 of size 3`.
-        what: String,
-        /// The index expression.
-        #[label("valid indices are -{len}..{len}")]
-        span: Span,
-        /// The calls that led here.
-        #[label(collection, "called from here")]
-        calls: Vec<Span>,
-    },
+    /// An index past the end of a list or a tensor dimension (E0313).
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    IndexOutOfRange(Box<IndexOutOfRange>),
 
     /// `assert cond, message` with a false `cond`.
     #[error("assertion failed: {message}")]
@@ -340,6 +235,9 @@ pub enum RuntimeError {
     },
 }
 
+/// How the message of [`RuntimeError::too_deep`] starts.
+const TOO_DEEP: &str = "maximum recursion depth";
+
 impl RuntimeError {
     /// A value error (E0505) at `span`.
     pub fn value(message: impl Into<String>, span: Span, label: impl Into<String>) -> Self {
@@ -368,6 +266,23 @@ impl RuntimeError {
         }
     }
 
+    /// Runaway recursion (E0505): the call at `span` to `callee` (a `fn` or a net) would
+    /// nest deeper than `limit` calls.
+    pub fn too_deep(limit: usize, span: Span, callee: &str, help: impl Into<String>) -> Self {
+        RuntimeError::value_with_help(
+            format!("{TOO_DEEP} ({limit}) exceeded"),
+            span,
+            format!("call to `{callee}` too deep"),
+            help,
+        )
+    }
+
+    /// Whether this is [`RuntimeError::too_deep`]: a net build stops on it rather than
+    /// leaving the model for its first call to build, which would recurse as deep again.
+    pub fn is_too_deep(&self) -> bool {
+        matches!(self, RuntimeError::ValueError { message, .. } if message.starts_with(TOO_DEEP))
+    }
+
     /// A wrong-type error (E0207) at `span`.
     pub fn wrong_type(
         what: impl Into<String>,
@@ -375,22 +290,26 @@ impl RuntimeError {
         got: impl Into<String>,
         span: Span,
     ) -> Self {
-        RuntimeError::WrongType {
+        RuntimeError::Bind(Box::new(BindProblem::WrongType {
             what: what.into(),
             expected: expected.into(),
             got: got.into(),
             span,
             help: None,
             calls: Vec::new(),
-        }
+        }))
     }
 
     /// Adds a fix to a wrong-type error; other variants are returned unchanged.
     pub fn with_help(mut self, text: impl Into<String>) -> Self {
-        if let RuntimeError::WrongType { help, .. } | RuntimeError::ValueError { help, .. } =
-            &mut self
-        {
-            *help = Some(text.into());
+        match &mut self {
+            RuntimeError::ValueError { help, .. } => *help = Some(text.into()),
+            RuntimeError::Bind(problem) => {
+                if let BindProblem::WrongType { help, .. } = problem.as_mut() {
+                    *help = Some(text.into());
+                }
+            }
+            _ => {}
         }
         self
     }
@@ -400,14 +319,8 @@ impl RuntimeError {
         match self {
             RuntimeError::UndefinedName { span, .. }
             | RuntimeError::NoSuchField { span, .. }
-            | RuntimeError::TooManyArguments { span, .. }
-            | RuntimeError::UnknownKeyword { span, .. }
-            | RuntimeError::MissingArgument { span, .. }
-            | RuntimeError::ArgumentGivenTwice { span, .. }
-            | RuntimeError::WrongType { span, .. }
             | RuntimeError::AssignToUndeclared { span, .. }
             | RuntimeError::StatementNotAllowed { span, .. }
-            | RuntimeError::IndexOutOfRange { span, .. }
             | RuntimeError::AssertionFailed { span, .. }
             | RuntimeError::ValueError { span, .. }
             | RuntimeError::NetInputMismatch { span, .. }
@@ -416,6 +329,8 @@ impl RuntimeError {
             | RuntimeError::InvalidFile { span, .. }
             | RuntimeError::Interrupted { span, .. } => *span,
             RuntimeError::Tensor(t) => t.span,
+            RuntimeError::Bind(b) => b.span(),
+            RuntimeError::IndexOutOfRange(e) => e.span,
         }
     }
 
@@ -424,14 +339,8 @@ impl RuntimeError {
         match self {
             RuntimeError::UndefinedName { calls, .. }
             | RuntimeError::NoSuchField { calls, .. }
-            | RuntimeError::TooManyArguments { calls, .. }
-            | RuntimeError::UnknownKeyword { calls, .. }
-            | RuntimeError::MissingArgument { calls, .. }
-            | RuntimeError::ArgumentGivenTwice { calls, .. }
-            | RuntimeError::WrongType { calls, .. }
             | RuntimeError::AssignToUndeclared { calls, .. }
             | RuntimeError::StatementNotAllowed { calls, .. }
-            | RuntimeError::IndexOutOfRange { calls, .. }
             | RuntimeError::AssertionFailed { calls, .. }
             | RuntimeError::ValueError { calls, .. }
             | RuntimeError::NetInputMismatch { calls, .. }
@@ -440,22 +349,22 @@ impl RuntimeError {
             | RuntimeError::InvalidFile { calls, .. }
             | RuntimeError::Interrupted { calls, .. } => calls,
             RuntimeError::Tensor(t) => &t.calls,
+            RuntimeError::Bind(b) => b.calls(),
+            RuntimeError::IndexOutOfRange(e) => &e.calls,
         }
     }
 
-    /// Records that the error passed out of the call at `span`.
+    /// Records that the error passed out of the call at `span`. A call site is labelled
+    /// once, however often (mutual) recursion passed through it.
     pub(crate) fn push_call(&mut self, span: Span) {
+        if self.calls().contains(&span) {
+            return;
+        }
         match self {
             RuntimeError::UndefinedName { calls, .. }
             | RuntimeError::NoSuchField { calls, .. }
-            | RuntimeError::TooManyArguments { calls, .. }
-            | RuntimeError::UnknownKeyword { calls, .. }
-            | RuntimeError::MissingArgument { calls, .. }
-            | RuntimeError::ArgumentGivenTwice { calls, .. }
-            | RuntimeError::WrongType { calls, .. }
             | RuntimeError::AssignToUndeclared { calls, .. }
             | RuntimeError::StatementNotAllowed { calls, .. }
-            | RuntimeError::IndexOutOfRange { calls, .. }
             | RuntimeError::AssertionFailed { calls, .. }
             | RuntimeError::ValueError { calls, .. }
             | RuntimeError::NetInputMismatch { calls, .. }
@@ -464,6 +373,8 @@ impl RuntimeError {
             | RuntimeError::InvalidFile { calls, .. }
             | RuntimeError::Interrupted { calls, .. } => calls.push(span),
             RuntimeError::Tensor(t) => t.calls.push(span),
+            RuntimeError::Bind(b) => b.push_call(span),
+            RuntimeError::IndexOutOfRange(e) => e.calls.push(span),
         }
     }
 }
@@ -488,48 +399,7 @@ pub enum RuntimeWarning {
     },
 }
 
-/// Words within a small edit distance of `name`, closest first: the candidate for a
-/// "did you mean" hint.
-pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    // Allow about one typo per three characters, and at least one.
-    let length = name.chars().count();
-    let limit = (length / 3).max(1);
-    candidates
-        .into_iter()
-        .filter(|c| *c != name)
-        // The distance is at least the difference in length: skip the sure misses.
-        .filter(|c| c.chars().count().abs_diff(length) <= limit)
-        .map(|c| (edit_distance(name, c), c))
-        .filter(|(d, _)| *d <= limit)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
-}
-
-/// Edit distance over chars where swapping two neighbours counts as one edit (optimal
-/// string alignment): `widht` is one typo away from `width`.
-pub fn edit_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let mut before: Vec<usize> = vec![0; b.len() + 1];
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    let mut current = vec![0; b.len() + 1];
-    for i in 1..=a.len() {
-        current[0] = i;
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (previous[j] + 1)
-                .min(current[j - 1] + 1)
-                .min(previous[j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                best = best.min(before[j - 2] + 1);
-            }
-            current[j] = best;
-        }
-        std::mem::swap(&mut before, &mut previous);
-        std::mem::swap(&mut previous, &mut current);
-    }
-    previous[b.len()]
-}
+pub use crate::diagnostic::closest;
 
 #[cfg(test)]
 mod tests {
@@ -555,35 +425,14 @@ mod tests {
                 help: t(),
                 calls: vec![],
             },
-            RuntimeError::TooManyArguments {
+            RuntimeError::Bind(Box::new(BindProblem::TooManyArguments {
                 callee: t(),
                 max: 0,
                 given: 1,
                 span: s,
                 help: t(),
                 calls: vec![],
-            },
-            RuntimeError::UnknownKeyword {
-                callee: t(),
-                name: t(),
-                span: s,
-                help: t(),
-                calls: vec![],
-            },
-            RuntimeError::MissingArgument {
-                callee: t(),
-                name: t(),
-                span: s,
-                help: t(),
-                calls: vec![],
-            },
-            RuntimeError::ArgumentGivenTwice {
-                callee: t(),
-                name: t(),
-                span: s,
-                first: s,
-                calls: vec![],
-            },
+            })),
             RuntimeError::wrong_type("x", "int", "str", s),
             RuntimeError::AssignToUndeclared {
                 name: t(),
@@ -597,13 +446,13 @@ mod tests {
                 span: s,
                 calls: vec![],
             },
-            RuntimeError::IndexOutOfRange {
+            RuntimeError::IndexOutOfRange(Box::new(IndexOutOfRange {
                 index: 0,
                 len: 0,
                 what: t(),
                 span: s,
                 calls: vec![],
-            },
+            })),
             RuntimeError::AssertionFailed {
                 message: t(),
                 span: s,
@@ -679,17 +528,5 @@ mod tests {
         assert_eq!(labels.len(), 2);
         assert_eq!(labels[1].label(), Some("called from here"));
         assert_eq!(labels[1].offset(), 10);
-    }
-
-    #[test]
-    fn suggestions_pick_the_nearest_name() {
-        assert_eq!(
-            closest("kernal_size", ["stride", "kernel_size"]),
-            Some("kernel_size")
-        );
-        assert_eq!(closest("x", ["stride"]), None);
-        assert_eq!(edit_distance("kitten", "sitting"), 3);
-        assert_eq!(edit_distance("widht", "width"), 1);
-        assert_eq!(edit_distance("", "abc"), 3);
     }
 }

@@ -168,12 +168,14 @@ impl Interpreter {
     pub fn run(&mut self, program: &Program) -> EvalResult<Option<Value>> {
         let mut last = None;
         for stmt in &program.stmts {
-            let result = match &stmt.node {
-                StmtKind::Expr(expr) => self.eval(expr).map(|v| {
+            // Ctrl-C stops a script before its next statement (loops and calls look too).
+            let result = match (self.check_interrupt(stmt.span), &stmt.node) {
+                (Err(err), _) => Err(err),
+                (Ok(()), StmtKind::Expr(expr)) => self.eval(expr).map(|v| {
                     last = Some(v);
                     Flow::Normal
                 }),
-                _ => {
+                (Ok(()), _) => {
                     last = None;
                     self.exec_stmt(stmt)
                 }

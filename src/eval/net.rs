@@ -32,7 +32,8 @@
 //! on a symbolic size, such as `Flatten() |> Linear(_, 10)` over symbolic `H`, or a probe
 //! that fails, e.g. an input too small for 32) the model stays unbuilt, the random stream is
 //! restored, and the first real call builds it: its parameters appear after that call.
-//! Errors inside probes are never reported; the real call reports them.
+//! Errors inside probes are not reported; the real call reports them. An interrupt and
+//! runaway recursion (a net that builds itself) are the exceptions: they stop the build.
 //!
 //! # Names
 //!
@@ -47,12 +48,13 @@ use std::collections::HashSet;
 use std::fmt;
 use std::rc::Rc;
 
-use super::call::{Callee, ParamList, bind};
+use super::call::{Callee, bind};
 use super::env::Mark;
 use super::error::RuntimeError;
 use super::value::Value;
 use super::{CallArg, EvalResult, Flow, Interpreter};
 use crate::builtins::layers::Layer;
+use crate::diagnostic::binding::ParamList;
 use crate::source::Span;
 use crate::syntax::ast::{Expr, ExprKind, Ident, NetDef, ShapeSpec, StmtKind};
 use crate::tensor::{self, Tensor};
@@ -457,6 +459,19 @@ impl Interpreter {
             .is_some_and(|pass| pass.depth == self.env.depth())
     }
 
+    /// E0505 when a pass or build of `net` at `span` would nest past the recursion limit.
+    fn check_net_depth(&self, net: &str, span: Span) -> EvalResult<()> {
+        if self.env.depth() < self.recursion_limit {
+            return Ok(());
+        }
+        Err(Box::new(RuntimeError::too_deep(
+            self.recursion_limit,
+            span,
+            net,
+            "a net that builds itself needs a case that does not, such as `if depth > 0`",
+        )))
+    }
+
     /// Binds the parameters (defaults see the parameters before them), makes the model and
     /// builds it by probing.
     fn build_model(
@@ -473,6 +488,8 @@ impl Interpreter {
             signature: &signature,
         };
         let bound = bind(&callee, args, span)?;
+        // A default can build the net again (`net A(inner=A())`) before any pass runs.
+        self.check_net_depth(&def.name.name, span)?;
         let mark = self.env.mark();
         self.env.push_frame();
         let mut params = Vec::with_capacity(def.params.len());
@@ -493,7 +510,11 @@ impl Interpreter {
             params.push((param.name.name.clone(), value));
         }
         self.env.reset_to(mark);
-        if let Some(err) = failed {
+        if let Some(mut err) = failed {
+            // A default that failed is labelled at the net call that needed it.
+            if err.span() != span {
+                err.push_call(span);
+            }
             return Err(err);
         }
         let model = Rc::new(Model {
@@ -507,7 +528,7 @@ impl Interpreter {
     }
 
     /// Builds `model` on two probes (module doc); leaves it unbuilt when they disagree or
-    /// fail. Only an interrupt is reported.
+    /// fail. Only an interrupt or runaway recursion is reported.
     fn probe_build(&mut self, model: &Rc<Model>) -> EvalResult<()> {
         let rng_before = tensor::random::state();
         let out = std::mem::replace(&mut self.out, Box::new(std::io::sink()));
@@ -531,9 +552,11 @@ impl Interpreter {
         self.out = out;
         self.warnings.truncate(warnings);
         self.warned = warned;
+        // A probe that recursed too deep would do so again on the real call, whose own
+        // nested builds would probe again: reporting it now keeps a runaway build linear.
         for result in [&first, &second] {
             if let Err(err) = result
-                && matches!(**err, RuntimeError::Interrupted { .. })
+                && (matches!(**err, RuntimeError::Interrupted { .. }) || err.is_too_deep())
             {
                 model.reset();
                 tensor::random::set_state(rng_before);
@@ -698,16 +721,7 @@ impl Interpreter {
         span: Span,
         training: bool,
     ) -> EvalResult<Value> {
-        if self.env.depth() >= self.recursion_limit {
-            return Err(Box::new(RuntimeError::value(
-                format!(
-                    "maximum recursion depth ({}) exceeded",
-                    self.recursion_limit
-                ),
-                span,
-                format!("call to `{}` too deep", model.net_name()),
-            )));
-        }
+        self.check_net_depth(model.net_name(), span)?;
         let recording = !model.is_built();
         if recording {
             model.reset();
@@ -727,9 +741,12 @@ impl Interpreter {
                 if recording {
                     model.reset();
                 }
-                // Recursion repeats one call site, and an error at the call (E0315) needs
-                // no second label there.
-                if err.calls().last() != Some(&span) && err.span() != span {
+                // Recursion repeats one call site, and an error in the call's own
+                // arguments (E0315) needs no second label there.
+                let in_arguments = matches!(*err, RuntimeError::NetInputMismatch { .. })
+                    && span.start <= err.span().start
+                    && err.span().end <= span.end;
+                if err.calls().last() != Some(&span) && err.span() != span && !in_arguments {
                     err.push_call(span);
                 }
                 Err(err)
@@ -862,9 +879,10 @@ impl Interpreter {
                     let actual = t.shape().to_vec();
                     let mismatch =
                         |message: String, declared: Span, label: String, help: String| {
+                            // On the argument, as the checker reports it.
                             Box::new(RuntimeError::NetInputMismatch {
                                 message,
-                                span,
+                                span: arg_span,
                                 label: format!("`{}` is {:?}", name.name, actual),
                                 declared,
                                 declared_label: label,
@@ -872,7 +890,6 @@ impl Interpreter {
                                 calls: Vec::new(),
                             })
                         };
-                    let _ = arg_span;
                     if dims.len() != actual.len() {
                         let help = if dims.len() == actual.len() + 1 {
                             "add the missing batch dimension with `.unsqueeze(0)`".to_string()

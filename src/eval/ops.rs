@@ -6,9 +6,11 @@ use std::rc::Rc;
 
 use super::EvalResult;
 use super::error::RuntimeError;
+use super::tensor_error::over_budget;
 use super::value::Value;
 use crate::source::Span;
 use crate::syntax::ast::{BinOp, IndexItem, IndexKind};
+use crate::tensor::memory;
 
 /// Where the parts of a binary expression were written, for labels.
 #[derive(Clone, Copy, Debug)]
@@ -216,13 +218,30 @@ pub fn binary(op: BinOp, lhs: &Value, rhs: &Value, spans: BinSpans) -> EvalResul
             float_arith(op, a, b, spans)
         }
         (Value::Str(a), Value::Str(b)) if op == BinOp::Add => {
-            let mut s = String::with_capacity(a.len() + b.len());
-            s.push_str(a);
-            s.push_str(b);
-            Ok(Value::Str(Rc::from(s)))
+            // Built in a string, then copied into the shared value: twice the bytes.
+            let len = a.len().saturating_add(b.len());
+            let what = format!("a string of {len} bytes");
+            memory::check("`+`", 2 * len as u128)
+                .and_then(|()| memory::try_string("`+`", len))
+                .map_err(|e| over_budget(e, &what, spans.whole))
+                .map(|mut s| {
+                    s.push_str(a);
+                    s.push_str(b);
+                    Value::Str(Rc::from(s))
+                })
         }
         (Value::List(a), Value::List(b)) if op == BinOp::Add => {
-            Ok(Value::List(a.iter().chain(b.iter()).cloned().collect()))
+            // Collected in a vector, then copied into the shared list: twice the items.
+            let len = a.len().saturating_add(b.len());
+            let what = format!("a list of {len} items");
+            let bytes = len as u128 * size_of::<Value>() as u128;
+            memory::check("`+`", 2 * bytes)
+                .and_then(|()| memory::try_vec("`+`", len))
+                .map_err(|e| over_budget(e, &what, spans.whole))
+                .map(|mut items| {
+                    items.extend(a.iter().chain(b.iter()).cloned());
+                    Value::list(items)
+                })
         }
         _ => Err(operand_error(op, lhs, rhs, spans)),
     }
@@ -277,13 +296,15 @@ fn resolve_index(index: i64, len: usize, type_name: &'static str, span: Span) ->
     if (0..len_i).contains(&i) {
         Ok(i as usize)
     } else {
-        Err(Box::new(RuntimeError::IndexOutOfRange {
-            index,
-            len,
-            what: format!("{type_name} of length {len}"),
-            span,
-            calls: Vec::new(),
-        }))
+        Err(Box::new(RuntimeError::IndexOutOfRange(Box::new(
+            crate::diagnostic::IndexOutOfRange {
+                index,
+                len,
+                what: format!("{type_name} of length {len}"),
+                span,
+                calls: Vec::new(),
+            },
+        ))))
     }
 }
 

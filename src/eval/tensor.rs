@@ -720,43 +720,16 @@ impl Interpreter {
         span: Span,
     ) -> EvalResult<Value> {
         let name = layer.kind_name();
-        let mut args = args.into_iter();
-        let Some(arg) = args.next() else {
-            return Err(Box::new(RuntimeError::MissingArgument {
-                callee: name.to_string(),
-                name: "input".into(),
-                span,
-                help: format!("a layer is called with its input: `{name}(...)(x)`"),
-                calls: Vec::new(),
-            }));
-        };
-        if let Some((keyword, keyword_span)) = &arg.keyword {
-            return Err(Box::new(RuntimeError::UnknownKeyword {
-                callee: name.to_string(),
-                name: keyword.to_string(),
-                span: *keyword_span,
-                help: "a layer takes its input by position: `layer(x)`".into(),
-                calls: Vec::new(),
-            }));
-        }
-        if let Some(extra) = args.next() {
-            return Err(Box::new(RuntimeError::TooManyArguments {
-                callee: name.to_string(),
-                max: 1,
-                given: 2,
-                span: extra.span,
-                help: "a layer takes one input tensor".into(),
-                calls: Vec::new(),
-            }));
-        }
-        let Value::Tensor(x) = &arg.value else {
+        let (value, at) = crate::diagnostic::binding::bind_layer_input(name, args, span)
+            .map_err(|p| Box::new(RuntimeError::Bind(p)))?;
+        let Value::Tensor(x) = &value else {
             return Err(Box::new(RuntimeError::wrong_type(
                 format!("input of `{name}`"),
                 "tensor",
-                arg.value.type_name(),
-                arg.span,
+                value.type_name(),
+                at,
             )));
         };
-        crate::builtins::layers::forward(self, layer, x, arg.span, span).map(Value::Tensor)
+        crate::builtins::layers::forward(self, layer, x, at, span).map(Value::Tensor)
     }
 }

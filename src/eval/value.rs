@@ -4,6 +4,7 @@
 //! bump at most). Reference types with identity — tensors, layers, optimizers — hold an
 //! `Rc`, so that `let b = a` makes two names for one object (LANGUAGE.md §3).
 
+use crate::diagnostic::binding::ArgKind;
 use std::cell::RefCell;
 use std::fmt;
 use std::rc::Rc;
@@ -262,6 +263,26 @@ impl fmt::Display for Repr<'_> {
 }
 
 /// What `print` and `str()` show: strings bare, everything else as written in source.
+impl ArgKind for Value {
+    fn kind(&self) -> Option<&'static str> {
+        Some(self.type_name())
+    }
+
+    fn items(&self) -> Option<Vec<&Value>> {
+        match self {
+            Value::List(items) => Some(items.iter().collect()),
+            _ => None,
+        }
+    }
+
+    fn text(&self) -> Option<&str> {
+        match self {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
 impl fmt::Display for Value {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

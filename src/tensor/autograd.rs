@@ -305,11 +305,9 @@ pub fn backward(root: &Tensor, gradient: Option<&Tensor>, retain_graph: bool) ->
     }
     let _no_grad = no_grad();
     let seed = match gradient {
-        None if root.numel() == 1 => Tensor::ones(root.shape())?,
         None => {
-            return Err(TensorError::NonScalarBackward {
-                shape: root.shape().to_vec(),
-            });
+            super::checks::implicit_seed(root.shape())?;
+            Tensor::ones(root.shape())?
         }
         Some(gradient) if gradient.shape() != root.shape() => {
             return Err(TensorError::ShapeMismatch {

@@ -8,6 +8,7 @@
 use super::autograd::{self, Edge, Node, current_site, is_grad_enabled};
 use super::derivatives::{Geometry, Op};
 use super::error::{Result, TensorError};
+use super::memory;
 use super::storage::{self, Layout, Storage, for_each_offset2};
 use std::cell::{Ref, RefCell};
 use std::rc::Rc;
@@ -167,20 +168,7 @@ impl Tensor {
 
     /// Normalises a possibly negative `dim` against `ndim` dimensions for `op`.
     pub(crate) fn dim_index(&self, op: &'static str, dim: i64, range: usize) -> Result<usize> {
-        let wrapped = if dim < 0 { dim + range as i64 } else { dim };
-        if range == 0 || wrapped < 0 || wrapped >= range as i64 {
-            // PyTorch treats a 0-dim tensor as having one dimension for `dim` arguments.
-            if range == 0 && (dim == 0 || dim == -1) {
-                return Ok(0);
-            }
-            return Err(TensorError::DimOutOfRange {
-                op,
-                dim,
-                shape: self.shape().to_vec(),
-                range: range.max(1),
-            });
-        }
-        Ok(wrapped as usize)
+        super::checks::dim_index(op, dim, self.shape(), range)
     }
 
     // ----- reading values -----
@@ -208,15 +196,24 @@ impl Tensor {
         f(&self.to_vec())
     }
 
-    /// The elements in row-major order, as a new vector.
+    /// [`Tensor::with_slice`] whose copy of a strided tensor goes through the memory budget
+    /// as `op` (E0503 when it does not fit).
+    pub fn try_with_slice<R>(&self, op: &'static str, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+        if self.is_contiguous() {
+            return Ok(self.with_slice(f));
+        }
+        Ok(f(&self.try_to_vec(op)?))
+    }
+
+    /// The elements in row-major order, as a new vector, outside the memory budget: for
+    /// copies no larger than storage already made. Copies of tensors the user shapes (an
+    /// `expand`ed view is far larger than its storage) use [`Tensor::try_to_vec`].
     pub fn to_vec(&self) -> Vec<f32> {
         if let Some(values) = self.with_contiguous(<[f32]>::to_vec) {
             return values;
         }
         let data = self.0.storage.data();
         let layout = &self.0.layout;
-        // One value broadcast everywhere (the gradient `sum()` hands back): a fill, not a
-        // walk over every index.
         if layout.strides.iter().all(|&s| s == 0) && self.numel() > 0 {
             return vec![data[layout.offset]; self.numel()];
         }
@@ -225,11 +222,33 @@ impl Tensor {
         values
     }
 
+    /// The elements in row-major order, as a new vector allocated within the memory budget
+    /// as `op`; E0503 when it does not fit (an `expand`ed view can be far larger than its
+    /// storage).
+    pub fn try_to_vec(&self, op: &'static str) -> Result<Vec<f32>> {
+        let mut values = storage::alloc(op, self.shape())?;
+        if let Some(()) = self.with_contiguous(|src| values.extend_from_slice(src)) {
+            return Ok(values);
+        }
+        let data = self.0.storage.data();
+        let layout = &self.0.layout;
+        // One value broadcast everywhere (the gradient `sum()` hands back): a fill, not a
+        // walk over every index.
+        if layout.strides.iter().all(|&s| s == 0) && self.numel() > 0 {
+            values.resize(self.numel(), data[layout.offset]);
+            return Ok(values);
+        }
+        layout.for_each_offset(|at| values.push(data[at]));
+        Ok(values)
+    }
+
     /// A contiguous copy with no history, refused (E0503) when the copy would be absurd
     /// (an `expand`ed view can be far larger than its storage).
     pub fn contiguous_copy(&self) -> Result<Tensor> {
-        storage::checked_numel("contiguous", self.shape())?;
-        Ok(Tensor::from_data(self.to_vec(), self.shape()))
+        Ok(Tensor::from_data(
+            self.try_to_vec("contiguous")?,
+            self.shape(),
+        ))
     }
 
     /// The value of a one-element tensor; E0505 for any other.
@@ -247,22 +266,24 @@ impl Tensor {
         Ok(self.0.storage.data()[self.0.layout.offset])
     }
 
-    /// `tolist()`: the values as nested lists (a number for a 0-dimensional tensor).
+    /// `tolist()`: the values as nested lists (a number for a 0-dimensional tensor), outside
+    /// the memory budget; the language's `tolist()` is [`Tensor::try_tolist`].
     pub fn tolist(&self) -> NestedList {
-        fn build(values: &[f32], shape: &[usize]) -> NestedList {
-            match shape.split_first() {
-                None => NestedList::Value(values[0]),
-                Some((&size, rest)) => {
-                    let chunk = rest.iter().product::<usize>();
-                    NestedList::List(
-                        (0..size)
-                            .map(|i| build(&values[i * chunk..(i + 1) * chunk], rest))
-                            .collect(),
-                    )
-                }
-            }
-        }
-        build(&self.to_vec(), self.shape())
+        build_nested(&self.to_vec(), self.shape())
+    }
+
+    /// [`Tensor::tolist`] within the memory budget: E0503 when the lists, at `item_bytes`
+    /// per element more (the size of the value the caller turns each one into), do not fit.
+    pub fn try_tolist(&self, item_bytes: usize) -> Result<NestedList> {
+        // One nested item per element, and one per inner list.
+        let numel = storage::checked_numel("tolist", self.shape())?;
+        let lists: usize = (1..self.ndim())
+            .map(|d| self.shape()[..d].iter().product::<usize>())
+            .sum();
+        let items = numel as u128 + lists as u128;
+        let per_item = (size_of::<NestedList>() + item_bytes) as u128;
+        memory::check("tolist", items * per_item).map_err(storage::too_large(self.shape()))?;
+        Ok(build_nested(&self.try_to_vec("tolist")?, self.shape()))
     }
 
     // ----- autograd state -----
@@ -589,6 +610,21 @@ impl Tensor {
             }
         }
         Ok(())
+    }
+}
+
+/// The nested lists of row-major `values` of `shape`.
+fn build_nested(values: &[f32], shape: &[usize]) -> NestedList {
+    match shape.split_first() {
+        None => NestedList::Value(values[0]),
+        Some((&size, rest)) => {
+            let chunk = rest.iter().product::<usize>();
+            NestedList::List(
+                (0..size)
+                    .map(|i| build_nested(&values[i * chunk..(i + 1) * chunk], rest))
+                    .collect(),
+            )
+        }
     }
 }
 

@@ -57,32 +57,29 @@ impl Tensor {
             ));
         }
         let count = ((end - start) / step).ceil().max(0.0);
-        let size = storage::checked_numel("arange", &[count.min(usize::MAX as f64) as usize])?;
-        let values = (0..size)
-            .map(|i| (start + i as f64 * step) as f32)
-            .collect();
+        let size = count.min(usize::MAX as f64) as usize;
+        let mut values = storage::alloc("arange", &[size])?;
+        values.extend((0..size).map(|i| (start + i as f64 * step) as f32));
         Ok(Tensor::from_data(values, &[size]))
     }
 
     /// `linspace(start, end, steps)`: `steps` evenly spaced values from `start` to `end`
     /// inclusive, computed from both ends as PyTorch does so the last one is exactly `end`.
     pub fn linspace(start: f64, end: f64, steps: usize) -> Result<Tensor> {
-        storage::checked_numel("linspace", &[steps])?;
+        let mut values = storage::alloc("linspace", &[steps])?;
         let step = if steps > 1 {
             (end - start) / (steps - 1) as f64
         } else {
             0.0
         };
         let half = steps / 2;
-        let values = (0..steps)
-            .map(|i| {
-                if i < half {
-                    (start + step * i as f64) as f32
-                } else {
-                    (end - step * (steps - 1 - i) as f64) as f32
-                }
-            })
-            .collect();
+        values.extend((0..steps).map(|i| {
+            if i < half {
+                (start + step * i as f64) as f32
+            } else {
+                (end - step * (steps - 1 - i) as f64) as f32
+            }
+        }));
         Ok(Tensor::from_data(values, &[steps]))
     }
 

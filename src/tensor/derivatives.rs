@@ -7,6 +7,7 @@
 use super::autograd::{BackwardFn, Node, Saved};
 use super::core::Tensor;
 use super::error::Result;
+use super::ops::activation::{self, GeluApproximate};
 use super::ops::elementwise::sigmoid;
 use super::storage::{self, Layout, for_each_offset};
 use std::rc::Rc;
@@ -106,6 +107,18 @@ pub enum Op {
     Tanh,
     /// `clamp(x, min, max)`; saved `[x]`.
     Clamp { min: Option<f32>, max: Option<f32> },
+    /// `hardtanh(x, min, max)` (and `relu6`); saved `[x]`.
+    Hardtanh { min: f32, max: f32 },
+    /// `gelu(x, approximate)`; saved `[x]`.
+    Gelu(GeluApproximate),
+    /// `silu(x)`; saved `[x]`.
+    Silu,
+    /// `hardswish(x)`; saved `[x]`.
+    Hardswish,
+    /// `hardsigmoid(x)`; saved `[x]`.
+    Hardsigmoid,
+    /// `elu(x, alpha)`; saved `[x]`.
+    Elu(f32),
     /// `sum()` of a tensor of `shape`.
     Sum { shape: Vec<usize> },
     /// `sum(dims, keepdim)`.
@@ -267,6 +280,12 @@ impl Op {
             Op::Sigmoid => "SigmoidBackward0",
             Op::Tanh => "TanhBackward0",
             Op::Clamp { .. } => "ClampBackward1",
+            Op::Hardtanh { .. } => "HardtanhBackward0",
+            Op::Gelu(_) => "GeluBackward0",
+            Op::Silu => "SiluBackward0",
+            Op::Hardswish => "HardswishBackward0",
+            Op::Hardsigmoid => "HardsigmoidBackward0",
+            Op::Elu(_) => "EluBackward0",
             Op::Sum { .. } => "SumBackward0",
             Op::SumDims { .. } => "SumBackward1",
             Op::Mean { .. } => "MeanBackward0",
@@ -454,6 +473,48 @@ impl Op {
                         if x >= lo && x <= hi { g } else { 0.0 }
                     },
                 )?)]
+            }
+            // z = hardtanh(x): dz/dx = 1 strictly inside (min, max), else 0.
+            Op::Hardtanh { min, max } => {
+                let (min, max) = (*min, *max);
+                vec![Some(Tensor::zip(
+                    "hardtanh_backward",
+                    g,
+                    s.get(0)?,
+                    |g, x| g * activation::hardtanh_slope(x, min, max),
+                )?)]
+            }
+            // z = x·Φ(x): dz/dx = Φ(x) + x·φ(x) (or the tanh form's derivative).
+            Op::Gelu(approximate) => {
+                let approximate = *approximate;
+                vec![Some(Tensor::zip("gelu_backward", g, s.get(0)?, |g, x| {
+                    g * activation::gelu_slope(x, approximate)
+                })?)]
+            }
+            // z = x·σ(x): dz/dx = σ(x)·(1 + x·(1 - σ(x))).
+            Op::Silu => vec![Some(Tensor::zip("silu_backward", g, s.get(0)?, |g, x| {
+                g * activation::silu_slope(x)
+            })?)],
+            // z = x·relu6(x + 3)/6: dz/dx = 0, x/3 + 1/2, or 1.
+            Op::Hardswish => vec![Some(Tensor::zip(
+                "hardswish_backward",
+                g,
+                s.get(0)?,
+                |g, x| g * activation::hardswish_slope(x),
+            )?)],
+            // z = relu6(x + 3)/6: dz/dx = 1/6 strictly inside (-3, 3), else 0.
+            Op::Hardsigmoid => vec![Some(Tensor::zip(
+                "hardsigmoid_backward",
+                g,
+                s.get(0)?,
+                |g, x| g * activation::hardsigmoid_slope(x),
+            )?)],
+            // z = x or alpha·(eˣ - 1): dz/dx = 1 or alpha·eˣ.
+            Op::Elu(alpha) => {
+                let alpha = *alpha;
+                vec![Some(Tensor::zip("elu_backward", g, s.get(0)?, |g, x| {
+                    g * activation::elu_slope(x, alpha)
+                })?)]
             }
             // z = Σ x: dz/dx = 1 everywhere.
             Op::Sum { shape } => vec![Some(g.broadcast_to("backward", shape)?)],

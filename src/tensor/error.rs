@@ -232,9 +232,10 @@ pub enum TensorError {
         site: Site,
     },
 
-    /// An allocation that would not fit in memory, or whose size overflows (→ E0503).
+    /// An allocation that would not fit in what the memory budget has left, or whose size
+    /// overflows (→ E0503).
     #[error(
-        "{op}: a tensor of shape {} needs {bytes} bytes, more than the {available} bytes available",
+        "{op}: a tensor of shape {} needs {bytes} bytes, more than the {available} bytes left of the memory budget",
         fmt_shape(shape)
     )]
     TooLarge {
@@ -244,7 +245,7 @@ pub enum TensorError {
         shape: Vec<usize>,
         /// Bytes requested (`u128` so an overflowing request still prints).
         bytes: u128,
-        /// Bytes the library allows itself.
+        /// Bytes the memory budget had left.
         available: u64,
     },
 

@@ -9,11 +9,13 @@
 
 pub mod autograd;
 pub mod broadcast;
+pub mod checks;
 mod core;
 mod create;
 pub mod derivatives;
 pub mod display;
 pub mod error;
+pub mod memory;
 pub mod npy;
 pub mod ops;
 pub mod optim;
@@ -28,6 +30,7 @@ pub use autograd::{
 };
 pub use core::{NestedList, Tensor};
 pub use error::{Result, TensorError};
+pub use ops::activation::GeluApproximate;
 pub use ops::elementwise::Comparison;
 pub use ops::index::IndexItem;
 pub use random::seed;

@@ -275,6 +275,37 @@ pub enum ShapeError {
         /// The offending size.
         size: i64,
     },
+    /// `adaptive_avg_pool2d(x, [0, 4])`: every output size must be at least 1.
+    #[error("{op}: output_size must be at least 1 in each dimension, got {output_size:?}")]
+    AdaptiveOutputSize {
+        /// `"adaptive_avg_pool2d"` or `"adaptive_max_pool2d"`.
+        op: &'static str,
+        /// The requested `[height, width]`.
+        output_size: [usize; 2],
+    },
+    /// Adaptive pooling of an input with an empty spatial dimension: `[1, 3, 0, 4]` has no
+    /// element for any window.
+    #[error("{op}: expected an input with non-empty spatial dimensions, got shape {shape:?}")]
+    EmptySpatialInput {
+        /// `"adaptive_avg_pool2d"` or `"adaptive_max_pool2d"`.
+        op: &'static str,
+        /// The input's shape.
+        shape: Vec<usize>,
+    },
+    /// `GroupNorm(3, 8)`: the channels must split into `num_groups` equal groups.
+    #[error(
+        "{op}: num_groups ({num_groups}) must be at least 1 and divide the channels ({channels}) of an input of shape {shape:?}"
+    )]
+    GroupsNotDividingChannels {
+        /// `"group_norm"`.
+        op: &'static str,
+        /// The number of groups asked for.
+        num_groups: usize,
+        /// The input's channels (dimension 1).
+        channels: usize,
+        /// The input's shape.
+        shape: Vec<usize>,
+    },
 }
 
 /// Checks the per-dimension window arguments every spatial op shares: kernel, stride and

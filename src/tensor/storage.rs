@@ -7,27 +7,33 @@
 
 use super::autograd::Site;
 use super::error::{Result, TensorError};
+use super::memory::{self, OverBudget};
 use std::cell::{Cell, Ref, RefCell, RefMut};
-use std::sync::OnceLock;
 
 /// A buffer of `f32` shared by every tensor that views it.
 ///
 /// The interpreter is single-threaded, so interior mutability through [`RefCell`] is enough;
 /// kernels borrow the whole buffer as a slice and may fan out with rayon inside one borrow.
+/// Its bytes count against the memory budget ([`memory`]) while it lives.
 #[derive(Debug)]
 pub struct Storage {
     data: RefCell<Vec<f32>>,
     version: Cell<u64>,
     last_write: Cell<(&'static str, Site)>,
+    /// Bytes counted in the budget's live total, given back on drop.
+    counted: usize,
 }
 
 impl Storage {
     /// Storage owning `data`, at version 0.
     pub fn new(data: Vec<f32>) -> Storage {
+        let counted = data.capacity() * std::mem::size_of::<f32>();
+        memory::track(counted);
         Storage {
             data: RefCell::new(data),
             version: Cell::new(0),
             last_write: Cell::new(("", Site::UNKNOWN)),
+            counted,
         }
     }
 
@@ -71,6 +77,12 @@ impl Storage {
     /// Whether the buffer holds no element.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+impl Drop for Storage {
+    fn drop(&mut self) {
+        memory::untrack(self.counted);
     }
 }
 
@@ -223,62 +235,56 @@ pub fn for_each_offset2(
     }
 }
 
-/// Requests above this size are checked against the memory actually available; smaller
-/// ones cannot be absurd and skip the (costly) look-up.
-const CHECKED_ALLOCATION_BYTES: u128 = 256 << 20;
-
-/// Bytes of memory the machine has available, read once from `/proc/meminfo`
-/// (`MemAvailable`); on systems without it, 64 GiB.
-fn available_memory() -> u64 {
-    static AVAILABLE: OnceLock<u64> = OnceLock::new();
-    *AVAILABLE.get_or_init(|| {
-        std::fs::read_to_string("/proc/meminfo")
-            .ok()
-            .and_then(|text| {
-                text.lines()
-                    .find(|line| line.starts_with("MemAvailable:"))
-                    .and_then(|line| line.split_whitespace().nth(1))
-                    .and_then(|kib| kib.parse::<u64>().ok())
-            })
-            .map_or(64 << 30, |kib| kib * 1024)
-    })
+/// The element count of `shape`, or [`TensorError::TooLarge`] if the product overflows or
+/// its bytes do not fit in what the memory budget has left, so a huge request is refused,
+/// never an abort.
+pub fn checked_numel(op: &'static str, shape: &[usize]) -> Result<usize> {
+    checked_numel_within(op, shape, memory::left())
 }
 
 /// The element count of `shape`, or [`TensorError::TooLarge`] if the product overflows or
-/// its bytes exceed the memory available, so a huge request is refused, never an abort.
-pub fn checked_numel(op: &'static str, shape: &[usize]) -> Result<usize> {
-    let too_large = |bytes: u128| TensorError::TooLarge {
-        op,
-        shape: shape.to_vec(),
-        bytes,
-        available: available_memory(),
-    };
+/// its bytes exceed `left`.
+pub fn checked_numel_within(op: &'static str, shape: &[usize], left: u64) -> Result<usize> {
     let mut numel: u128 = 1;
     for &size in shape {
         numel = numel.saturating_mul(size as u128);
     }
     let bytes = numel.saturating_mul(4);
-    if numel > usize::MAX as u128 / 4 {
-        return Err(too_large(bytes));
-    }
-    if bytes > CHECKED_ALLOCATION_BYTES && bytes > available_memory() as u128 {
-        return Err(too_large(bytes));
+    if numel > usize::MAX as u128 / 4 || bytes > u128::from(left) {
+        return Err(TensorError::TooLarge {
+            op,
+            shape: shape.to_vec(),
+            bytes,
+            available: left,
+        });
     }
     Ok(numel as usize)
 }
 
-/// A zero-filled buffer for `shape`, refused with [`TensorError::TooLarge`] rather than
-/// aborting when it cannot be had.
+/// [`TensorError::TooLarge`] for a refused buffer of `shape`.
+pub fn too_large(shape: &[usize]) -> impl FnOnce(OverBudget) -> TensorError + '_ {
+    move |e| TensorError::TooLarge {
+        op: e.op,
+        shape: shape.to_vec(),
+        bytes: e.bytes,
+        available: e.left,
+    }
+}
+
+/// An empty buffer with room for exactly the elements of `shape`, refused with
+/// [`TensorError::TooLarge`] rather than aborting when the budget or the system cannot give
+/// it: what kernels fill with `extend` (or rayon's `par_extend`), which then never
+/// reallocates.
+pub fn alloc(op: &'static str, shape: &[usize]) -> Result<Vec<f32>> {
+    let numel = checked_numel(op, shape)?;
+    memory::try_vec(op, numel).map_err(too_large(shape))
+}
+
+/// A buffer for `shape` filled with `value`, refused with [`TensorError::TooLarge`] rather
+/// than aborting when it cannot be had.
 pub fn alloc_filled(op: &'static str, shape: &[usize], value: f32) -> Result<Vec<f32>> {
     let numel = checked_numel(op, shape)?;
-    let mut data = Vec::new();
-    data.try_reserve_exact(numel)
-        .map_err(|_| TensorError::TooLarge {
-            op,
-            shape: shape.to_vec(),
-            bytes: numel as u128 * 4,
-            available: available_memory(),
-        })?;
+    let mut data = memory::try_vec(op, numel).map_err(too_large(shape))?;
     data.resize(numel, value);
     Ok(data)
 }

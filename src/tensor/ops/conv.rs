@@ -157,6 +157,13 @@ impl Conv2dGeometry {
         self.params
     }
 
+    /// Bytes of scratch (im2col tiles, per-thread weight-gradient sums) the kernels of this
+    /// convolution hold at once; `weight_grad` for the backward that computes it.
+    pub fn scratch_bytes(&self, weight_grad: bool) -> u128 {
+        let weight_len = if weight_grad { numel(self.weight) } else { 0 };
+        self.core().scratch_bytes(weight_len)
+    }
+
     fn core(&self) -> ConvGeom {
         ConvGeom {
             batch: self.input[0],
@@ -244,6 +251,13 @@ impl ConvTranspose2dGeometry {
     /// The arguments.
     pub fn params(&self) -> ConvTranspose2dParams {
         self.params
+    }
+
+    /// Bytes of scratch (im2col tiles, per-thread weight-gradient sums) the kernels of this
+    /// convolution hold at once; `weight_grad` for the backward that computes it.
+    pub fn scratch_bytes(&self, weight_grad: bool) -> u128 {
+        let weight_len = if weight_grad { numel(self.weight) } else { 0 };
+        self.core().scratch_bytes(weight_len)
     }
 
     fn core(&self) -> ConvGeom {

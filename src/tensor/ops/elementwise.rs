@@ -60,21 +60,18 @@ impl Tensor {
         op: &'static str,
         f: impl Fn(f32) -> f32 + Sync + Send,
     ) -> Result<Tensor> {
-        storage::checked_numel(op, self.shape())?;
-        let values = self
-            .with_contiguous(|src| {
-                if src.len() >= PARALLEL_MIN {
-                    src.par_iter().map(|&x| f(x)).collect()
-                } else {
-                    src.iter().map(|&x| f(x)).collect()
-                }
-            })
-            .unwrap_or_else(|| {
-                let data = self.storage().data();
-                let mut values = Vec::with_capacity(self.numel());
-                self.layout().for_each_offset(|at| values.push(f(data[at])));
-                values
-            });
+        let mut values = storage::alloc(op, self.shape())?;
+        let contiguous = self.with_contiguous(|src| {
+            if src.len() >= PARALLEL_MIN {
+                values.par_extend(src.par_iter().map(|&x| f(x)));
+            } else {
+                values.extend(src.iter().map(|&x| f(x)));
+            }
+        });
+        if contiguous.is_none() {
+            let data = self.storage().data();
+            self.layout().for_each_offset(|at| values.push(f(data[at])));
+        }
         Ok(Tensor::from_data(values, self.shape()))
     }
 
@@ -87,27 +84,6 @@ impl Tensor {
         f: impl Fn(f32, f32) -> f32 + Sync + Send,
     ) -> Result<Tensor> {
         let shape = broadcast_shape(op, a.shape(), b.shape())?;
-        storage::checked_numel(op, &shape)?;
-        if a.shape() == b.shape() && a.is_contiguous() && b.is_contiguous() {
-            let (a_data, b_data) = (a.storage().data(), b.storage().data());
-            let n = a.numel();
-            let a_slice = &a_data[a.layout().offset..a.layout().offset + n];
-            let b_slice = &b_data[b.layout().offset..b.layout().offset + n];
-            let values = if n >= PARALLEL_MIN {
-                a_slice
-                    .par_iter()
-                    .zip(b_slice)
-                    .map(|(&x, &y)| f(x, y))
-                    .collect()
-            } else {
-                a_slice
-                    .iter()
-                    .zip(b_slice)
-                    .map(|(&x, &y)| f(x, y))
-                    .collect()
-            };
-            return Ok(Tensor::from_data(values, &shape));
-        }
         if b.numel() == 1 && a.shape() == shape.as_slice() {
             let y = b.storage().data()[b.layout().offset];
             return a.map(op, |x| f(x, y));
@@ -116,10 +92,22 @@ impl Tensor {
             let x = a.storage().data()[a.layout().offset];
             return b.map(op, |y| f(x, y));
         }
+        let mut values = storage::alloc(op, &shape)?;
+        if a.shape() == b.shape() && a.is_contiguous() && b.is_contiguous() {
+            let (a_data, b_data) = (a.storage().data(), b.storage().data());
+            let n = a.numel();
+            let a_slice = &a_data[a.layout().offset..a.layout().offset + n];
+            let b_slice = &b_data[b.layout().offset..b.layout().offset + n];
+            if n >= PARALLEL_MIN {
+                values.par_extend(a_slice.par_iter().zip(b_slice).map(|(&x, &y)| f(x, y)));
+            } else {
+                values.extend(a_slice.iter().zip(b_slice).map(|(&x, &y)| f(x, y)));
+            }
+            return Ok(Tensor::from_data(values, &shape));
+        }
         let a_strides = broadcast_strides(a.layout(), &shape);
         let b_strides = broadcast_strides(b.layout(), &shape);
         let (a_data, b_data) = (a.storage().data(), b.storage().data());
-        let mut values = Vec::with_capacity(shape.iter().product());
         for_each_offset2(
             &shape,
             (&a_strides, a.layout().offset),

@@ -96,6 +96,17 @@ impl ConvGeom {
         (TILE_BYTES / row_bytes.max(1)).clamp(1, self.col[1].max(1))
     }
 
+    /// Bytes of scratch the kernels may hold at once: one im2col tile per thread, and for a
+    /// weight gradient one partial sum of `weight_len` elements per thread (checked against
+    /// the memory budget before a kernel runs).
+    pub(super) fn scratch_bytes(&self, weight_len: usize) -> u128 {
+        let threads = match self.plan() {
+            Plan::Batch => rayon::current_num_threads().min(self.batch),
+            Plan::Serial => 1,
+        };
+        (threads as u128) * (self.scratch_len() as u128 + weight_len as u128) * 4
+    }
+
     /// Elements of the scratch buffer one batch element needs.
     fn scratch_len(&self) -> usize {
         if self.is_pointwise() {

@@ -61,15 +61,14 @@ impl Tensor {
         let sizes: Vec<usize> = tensors.iter().map(|t| t.shape()[d]).collect();
         let mut shape = first.shape().to_vec();
         shape[d] = sizes.iter().sum();
-        let numel = storage::checked_numel("cat", &shape)?;
+        let mut out = storage::alloc_filled("cat", &shape, 0.0)?;
         let outer: usize = shape[..d].iter().product();
         let inner: usize = shape[d + 1..].iter().product();
-        let mut out = vec![0.0; numel];
         let row = shape[d] * inner;
         let mut start = 0;
         for (t, &size) in tensors.iter().zip(&sizes) {
             let chunk = size * inner;
-            let values = t.to_vec();
+            let values = t.try_to_vec("cat")?;
             for o in 0..outer {
                 out[o * row + start..o * row + start + chunk]
                     .copy_from_slice(&values[o * chunk..(o + 1) * chunk]);

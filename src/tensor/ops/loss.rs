@@ -1,6 +1,7 @@
 //! Losses (all with PyTorch's default mean reduction) and dropout.
 
 use crate::tensor::autograd::{SavedTensor, record};
+use crate::tensor::checks;
 use crate::tensor::core::Tensor;
 use crate::tensor::derivatives::Op;
 use crate::tensor::error::{Result, TensorError};
@@ -32,7 +33,7 @@ impl Tensor {
     /// `mse_loss(input, target)`: `mean((input - target)²)`. E0314 unless the shapes match.
     pub fn mse_loss(&self, target: &Tensor) -> Result<Tensor> {
         self.same_shape_loss(target, "mse_loss")?;
-        let (x, t) = (self.to_vec(), target.to_vec());
+        let (x, t) = (self.try_to_vec("mse_loss")?, target.try_to_vec("mse_loss")?);
         let sum: f64 = x
             .iter()
             .zip(&t)
@@ -44,7 +45,7 @@ impl Tensor {
     /// `l1_loss(input, target)`: `mean(|input - target|)`.
     pub fn l1_loss(&self, target: &Tensor) -> Result<Tensor> {
         self.same_shape_loss(target, "l1_loss")?;
-        let (x, t) = (self.to_vec(), target.to_vec());
+        let (x, t) = (self.try_to_vec("l1_loss")?, target.try_to_vec("l1_loss")?);
         let sum: f64 = x
             .iter()
             .zip(&t)
@@ -57,7 +58,10 @@ impl Tensor {
     /// `mean(max(x, 0) - x·t + log(1 + e^-|x|))`, stable for any logit.
     pub fn binary_cross_entropy_with_logits(&self, target: &Tensor) -> Result<Tensor> {
         self.same_shape_loss(target, "binary_cross_entropy_with_logits")?;
-        let (x, t) = (self.to_vec(), target.to_vec());
+        let (x, t) = (
+            self.try_to_vec("binary_cross_entropy_with_logits")?,
+            target.try_to_vec("binary_cross_entropy_with_logits")?,
+        );
         let sum: f64 = x
             .iter()
             .zip(&t)
@@ -74,35 +78,15 @@ impl Tensor {
     /// floats. E0314 when the shapes do not fit, E0313 for a class out of range.
     pub fn nll_loss(&self, target: &Tensor) -> Result<Tensor> {
         let op = "nll_loss";
-        let shape_error = |detail: &str| TensorError::LossShape {
-            op,
-            input: self.shape().to_vec(),
-            target: target.shape().to_vec(),
-            detail: detail.into(),
-        };
+        checks::class_target(op, self.shape(), target.shape())?;
         // Class dim 1 of [N, C, ...]; a [C] input is one sample with a [] target.
         let (batch, classes, spatial): (usize, usize, usize) = match self.ndim() {
-            0 => return Err(shape_error(" (the input needs a class dimension)")),
-            1 => {
-                if target.ndim() != 0 {
-                    return Err(shape_error(" (a [C] input takes a 0-dim target)"));
-                }
-                (1, self.shape()[0], 1)
-            }
-            _ => {
-                let mut expected = vec![self.shape()[0]];
-                expected.extend_from_slice(&self.shape()[2..]);
-                if target.shape() != expected.as_slice() {
-                    return Err(shape_error(&format!(
-                        " (the target should have shape {expected:?})"
-                    )));
-                }
-                (
-                    self.shape()[0],
-                    self.shape()[1],
-                    self.shape()[2..].iter().product(),
-                )
-            }
+            1 => (1, self.shape()[0], 1),
+            _ => (
+                self.shape()[0],
+                self.shape()[1],
+                self.shape()[2..].iter().product(),
+            ),
         };
         let log_probs = self.to_vec();
         let classes_of = target.to_vec();
@@ -149,32 +133,14 @@ impl Tensor {
     /// indices; when `target` has the logits' shape it holds class probabilities instead,
     /// and the loss is `-Σ target·log_softmax(logits) / N`.
     pub fn cross_entropy(&self, target: &Tensor) -> Result<Tensor> {
+        checks::cross_entropy_target(self.shape(), target.shape())?;
         let class_dim = if self.ndim() == 1 { 0 } else { 1 };
-        if self.ndim() == 0 {
-            return Err(TensorError::LossShape {
-                op: "cross_entropy",
-                input: Vec::new(),
-                target: target.shape().to_vec(),
-                detail: " (the input needs a class dimension)".into(),
-            });
-        }
         let log_probs = self.log_softmax(class_dim)?;
         if target.shape() == self.shape() && self.ndim() > 1 {
             let samples = (self.numel() / self.shape()[1].max(1)) as f64;
             return log_probs.mul(target)?.sum()?.neg()?.div_scalar(samples);
         }
         log_probs.nll_loss(target).map_err(|error| match error {
-            TensorError::LossShape {
-                input,
-                target,
-                detail,
-                ..
-            } => TensorError::LossShape {
-                op: "cross_entropy",
-                input,
-                target,
-                detail,
-            },
             TensorError::IndexOutOfRange {
                 index, dim, size, ..
             } => TensorError::IndexOutOfRange {
@@ -212,4 +178,46 @@ impl Tensor {
             (Op::Dropout, vec![Some(SavedTensor::new(&mask))])
         }))
     }
+    /// `dropout2d(x, p, train)`: in training, zeroes each whole channel (each `[n, c]`
+    /// slice) with probability `p` and scales the others by `1/(1-p)`; otherwise returns
+    /// `x` itself. The mask is drawn from the same stream as [`Tensor::dropout`]'s, one
+    /// number per channel. As in PyTorch, a 3-D input is taken as `[N, C, L]` (channel-wise
+    /// 1-D dropout). E0304 unless 3-D or 4-D; E0505 unless `0 ≤ p ≤ 1`.
+    pub fn dropout2d(&self, p: f64, train: bool) -> Result<Tensor> {
+        dropout2d_check(self.shape(), p)?;
+        if !train || p == 0.0 || self.numel() == 0 {
+            return Ok(self.clone());
+        }
+        // One draw per channel, broadcast over the channel's elements.
+        let mut mask_shape = vec![1; self.ndim()];
+        mask_shape[..2].copy_from_slice(&self.shape()[..2]);
+        let mut mask = crate::tensor::storage::alloc_filled("dropout2d", &mask_shape, 0.0)?;
+        random::fill_uniform(&mut mask, 0.0, 1.0);
+        let keep = (1.0 - p) as f32;
+        let scale = if keep > 0.0 { 1.0 / keep } else { 0.0 };
+        for m in &mut mask {
+            *m = if *m < keep { scale } else { 0.0 };
+        }
+        // PyTorch multiplies by the noise tensor: the node is `MulBackward0`.
+        self.mul(&Tensor::from_data(mask, &mask_shape))
+    }
+}
+
+/// The checks `dropout2d` makes of its input's shape and `p` (it keeps the shape), in
+/// training or not: E0505 unless `0 ≤ p ≤ 1`, E0304 unless the input is 3-D or 4-D.
+pub fn dropout2d_check(input: &[usize], p: f64) -> Result<()> {
+    if !(0.0..=1.0).contains(&p) {
+        return Err(TensorError::value(
+            "dropout2d",
+            format!("p must be between 0 and 1, got {p}"),
+        ));
+    }
+    if !matches!(input.len(), 3 | 4) {
+        return Err(TensorError::Rank {
+            op: "dropout2d",
+            expected: "a 3-D [N, C, L] or 4-D [N, C, H, W] input",
+            shape: input.to_vec(),
+        });
+    }
+    Ok(())
 }

@@ -113,7 +113,7 @@ impl Tensor {
         let (m, k) = (self.shape()[0], self.shape()[1]);
         let n = other.shape()[1];
         let mut out = match bias {
-            Some(bias) => bias.broadcast_to("addmm", &[m, n])?.to_vec(),
+            Some(bias) => bias.broadcast_to("addmm", &[m, n])?.try_to_vec("addmm")?,
             None => storage::alloc_filled("mm", &[m, n], 0.0)?,
         };
         let (a_data, b_data) = (self.storage().data(), other.storage().data());
@@ -222,7 +222,7 @@ impl Tensor {
                 other.shape()[0],
             ));
         }
-        let (a, b) = (self.to_vec(), other.to_vec());
+        let (a, b) = (self.try_to_vec("dot")?, other.try_to_vec("dot")?);
         let total: f64 = a
             .iter()
             .zip(&b)

@@ -2,6 +2,8 @@
 //! on contiguous `f32` slices in NCHW layout and know nothing of storage or autograd; shapes
 //! come in validated (see [`crate::tensor::shape`] and the `*Geometry` types).
 
+pub mod activation;
+pub mod adaptive_pool;
 pub mod conv;
 pub mod elementwise;
 pub mod gemm;
@@ -11,9 +13,11 @@ pub mod join;
 pub mod loss;
 pub mod matmul;
 pub mod nn;
+pub mod norm;
 pub mod pool;
 pub mod reduce;
 pub mod resample;
+mod row_norm;
 pub mod views;
 
 /// Sums a slice in `f32` with independent partial sums, so the loop vectorises (a single

@@ -10,6 +10,7 @@ use crate::tensor::autograd::{BackwardFn, Saved, SavedTensor, record};
 use crate::tensor::core::Tensor;
 use crate::tensor::derivatives::Op;
 use crate::tensor::error::{Result, TensorError};
+use crate::tensor::memory;
 use crate::tensor::ops::conv::{
     self, Conv2dGeometry, Conv2dParams, ConvGradRequest, ConvTranspose2dGeometry,
     ConvTranspose2dParams,
@@ -50,7 +51,7 @@ fn shape4(t: &Tensor, op: &'static str, expected: &'static str) -> Result<[usize
 
 /// Runs `f` on a batched view of `x`: a 3-D `[C, H, W]` input is treated as a batch of one,
 /// as PyTorch's convolutions and pools accept unbatched input, and the result unbatched again.
-fn batched(
+pub(crate) fn batched(
     x: &Tensor,
     op: &'static str,
     expected: &'static str,
@@ -73,6 +74,16 @@ fn tensor_from(data: Vec<f32>, shape: [usize; 4]) -> Result<Tensor> {
 
 fn checked_alloc(op: &'static str, shape: [usize; 4]) -> Result<()> {
     storage::checked_numel(op, &shape).map(|_| ())
+}
+
+/// Refuses `bytes` of kernel scratch for `op` that do not fit in the memory budget.
+fn check_scratch(op: &'static str, bytes: u128) -> Result<()> {
+    memory::check(op, bytes).map_err(|e| TensorError::TooLarge {
+        op,
+        shape: vec![bytes.div_ceil(4).min(usize::MAX as u128) as usize],
+        bytes: e.bytes,
+        available: e.left,
+    })
 }
 
 /// The bias as a slice-friendly vector of `out_channels` values, or E0306.
@@ -121,16 +132,24 @@ impl BackwardFn for ConvolutionBackward {
             weight: needs.get(1).copied().unwrap_or(false),
             bias: needs.get(2).copied().unwrap_or(false),
         };
-        let grads = input.with_slice(|x| {
-            weight.with_slice(|w| {
-                g.with_slice(|dy| match &self.geometry {
+        // The gradients and the kernels' scratch must fit before the kernels allocate them.
+        let scratch = match &self.geometry {
+            ConvGeometry::Forward(geo) => geo.scratch_bytes(request.weight),
+            ConvGeometry::Transposed(geo) => geo.scratch_bytes(request.weight),
+        };
+        let grad_bytes = |wanted: bool, t: &Tensor| if wanted { t.numel() as u128 * 4 } else { 0 };
+        let total = scratch + grad_bytes(request.input, input) + grad_bytes(request.weight, weight);
+        check_scratch("backward", total)?;
+        let grads = input.try_with_slice("backward", |x| {
+            weight.try_with_slice("backward", |w| {
+                g.try_with_slice("backward", |dy| match &self.geometry {
                     ConvGeometry::Forward(geo) => conv::conv2d_backward(geo, x, w, dy, request),
                     ConvGeometry::Transposed(geo) => {
                         conv::conv_transpose2d_backward(geo, x, w, dy, request)
                     }
                 })
             })
-        });
+        })???;
         let out_channels = g.shape()[1];
         let mut out = vec![
             grads
@@ -189,11 +208,14 @@ impl Tensor {
                 "a 4-D weight [out_channels, in_channels/groups, kH, kW]",
             )?;
             let geometry = Conv2dGeometry::new(shape4(x, "conv2d", expected)?, w_shape, params)?;
-            checked_alloc("conv2d", geometry.output_shape())?;
             let b = bias_values("conv2d", bias, w_shape[0])?;
-            let out = x.with_slice(|xs| {
-                weight.with_slice(|ws| conv::conv2d(&geometry, xs, ws, b.as_deref()))
-            });
+            let mut out = storage::alloc_filled("conv2d", &geometry.output_shape(), 0.0)?;
+            check_scratch("conv2d", geometry.scratch_bytes(false))?;
+            x.try_with_slice("conv2d", |xs| {
+                weight.try_with_slice("conv2d", |ws| {
+                    conv::conv2d_into(&geometry, xs, ws, b.as_deref(), &mut out)
+                })
+            })??;
             let out = tensor_from(out, geometry.output_shape())?;
             Ok(record_conv(
                 out,
@@ -225,11 +247,14 @@ impl Tensor {
                 w_shape,
                 params,
             )?;
-            checked_alloc("conv_transpose2d", geometry.output_shape())?;
             let b = bias_values("conv_transpose2d", bias, geometry.output_shape()[1])?;
-            let out = x.with_slice(|xs| {
-                weight.with_slice(|ws| conv::conv_transpose2d(&geometry, xs, ws, b.as_deref()))
-            });
+            let mut out = storage::alloc_filled("conv_transpose2d", &geometry.output_shape(), 0.0)?;
+            check_scratch("conv_transpose2d", geometry.scratch_bytes(false))?;
+            x.try_with_slice("conv_transpose2d", |xs| {
+                weight.try_with_slice("conv_transpose2d", |ws| {
+                    conv::conv_transpose2d_into(&geometry, xs, ws, b.as_deref(), &mut out)
+                })
+            })??;
             let out = tensor_from(out, geometry.output_shape())?;
             Ok(record_conv(
                 out,
@@ -258,7 +283,9 @@ impl BackwardFn for MaxPoolBackward {
     }
 
     fn backward(&self, g: &Tensor, _: &Saved, _: &[bool]) -> Result<Vec<Option<Tensor>>> {
-        let dx = g.with_slice(|dy| pool::max_pool2d_backward(&self.geometry, dy, &self.indices));
+        let dx = g.try_with_slice("backward", |dy| {
+            pool::max_pool2d_backward(&self.geometry, dy, &self.indices)
+        })?;
         Ok(vec![Some(tensor_from(dx, self.geometry.input_shape())?)])
     }
 }
@@ -275,7 +302,9 @@ impl BackwardFn for AvgPoolBackward {
     }
 
     fn backward(&self, g: &Tensor, _: &Saved, _: &[bool]) -> Result<Vec<Option<Tensor>>> {
-        let dx = g.with_slice(|dy| pool::avg_pool2d_backward(&self.geometry, dy));
+        let dx = g.try_with_slice("backward", |dy| {
+            pool::avg_pool2d_backward(&self.geometry, dy)
+        })?;
         Ok(vec![Some(tensor_from(dx, self.geometry.input_shape())?)])
     }
 }
@@ -286,8 +315,15 @@ impl Tensor {
         let expected = "a 3-D [C, H, W] or 4-D [N, C, H, W] input";
         batched(self, "max_pool2d", expected, |x| {
             let geometry = MaxPool2dGeometry::new(shape4(x, "max_pool2d", expected)?, params)?;
-            checked_alloc("max_pool2d", geometry.output_shape())?;
-            let (out, indices) = x.with_slice(|xs| pool::max_pool2d(&geometry, xs));
+            let shape = geometry.output_shape();
+            let mut out = storage::alloc_filled("max_pool2d", &shape, 0.0)?;
+            let len = out.len();
+            let mut indices =
+                memory::try_vec("max_pool2d", len).map_err(storage::too_large(&shape))?;
+            indices.resize(len, 0);
+            x.try_with_slice("max_pool2d", |xs| {
+                pool::max_pool2d_into(&geometry, xs, &mut out, &mut indices)
+            })?;
             let out = tensor_from(out, geometry.output_shape())?;
             Ok(record(out, &[x], || {
                 (
@@ -303,8 +339,10 @@ impl Tensor {
         let expected = "a 3-D [C, H, W] or 4-D [N, C, H, W] input";
         batched(self, "avg_pool2d", expected, |x| {
             let geometry = AvgPool2dGeometry::new(shape4(x, "avg_pool2d", expected)?, params)?;
-            checked_alloc("avg_pool2d", geometry.output_shape())?;
-            let out = x.with_slice(|xs| pool::avg_pool2d(&geometry, xs));
+            let mut out = storage::alloc_filled("avg_pool2d", &geometry.output_shape(), 0.0)?;
+            x.try_with_slice("avg_pool2d", |xs| {
+                pool::avg_pool2d_into(&geometry, xs, &mut out)
+            })?;
             let out = tensor_from(out, geometry.output_shape())?;
             Ok(record(out, &[x], || {
                 (
@@ -333,12 +371,12 @@ impl BackwardFn for UpsampleBackward {
     }
 
     fn backward(&self, g: &Tensor, _: &Saved, _: &[bool]) -> Result<Vec<Option<Tensor>>> {
-        let dx = g.with_slice(|dy| match self.mode {
+        let dx = g.try_with_slice("backward", |dy| match self.mode {
             InterpolateMode::Nearest => resample::interpolate_nearest_backward(&self.geometry, dy),
             InterpolateMode::Bilinear => {
                 resample::interpolate_bilinear_backward(&self.geometry, dy)
             }
-        });
+        })?;
         Ok(vec![Some(tensor_from(dx, self.geometry.input_shape())?)])
     }
 }
@@ -354,7 +392,9 @@ impl BackwardFn for PixelShuffleBackward {
     }
 
     fn backward(&self, g: &Tensor, _: &Saved, _: &[bool]) -> Result<Vec<Option<Tensor>>> {
-        let dx = g.with_slice(|dy| resample::pixel_shuffle_backward(&self.geometry, dy));
+        let dx = g.try_with_slice("backward", |dy| {
+            resample::pixel_shuffle_backward(&self.geometry, dy)
+        })?;
         Ok(vec![Some(tensor_from(dx, self.geometry.input_shape())?)])
     }
 }
@@ -380,10 +420,10 @@ impl Tensor {
         };
         let geometry = Interpolate2dGeometry::new(input, output_hw, scale)?;
         checked_alloc("interpolate", geometry.output_shape())?;
-        let out = self.with_slice(|xs| match mode {
+        let out = self.try_with_slice("interpolate", |xs| match mode {
             InterpolateMode::Nearest => resample::interpolate_nearest(&geometry, xs),
             InterpolateMode::Bilinear => resample::interpolate_bilinear(&geometry, xs),
-        });
+        })?;
         let out = tensor_from(out, geometry.output_shape())?;
         Ok(record(out, &[self], || {
             (
@@ -404,7 +444,9 @@ impl Tensor {
             }));
         }
         let geometry = PixelShuffleGeometry::new(input, upscale_factor)?;
-        let out = self.with_slice(|xs| resample::pixel_shuffle(&geometry, xs));
+        checked_alloc("pixel_shuffle", geometry.output_shape())?;
+        let out =
+            self.try_with_slice("pixel_shuffle", |xs| resample::pixel_shuffle(&geometry, xs))?;
         let out = tensor_from(out, geometry.output_shape())?;
         Ok(record(out, &[self], || {
             (
@@ -436,7 +478,7 @@ struct BatchNormBackward {
 }
 
 /// `(N, C, S)`: batch, channels, and the elements per channel per batch item.
-fn channel_split(shape: &[usize]) -> (usize, usize, usize) {
+pub(crate) fn channel_split(shape: &[usize]) -> (usize, usize, usize) {
     let n = shape.first().copied().unwrap_or(1);
     let c = shape.get(1).copied().unwrap_or(1);
     (n, c, shape.iter().skip(2).product())

@@ -102,7 +102,7 @@ impl Tensor {
     /// Sum over `dims` (sorted, valid) with no history.
     pub(crate) fn sum_dims_raw(&self, dims: &[usize], keepdim: bool) -> Result<Tensor> {
         let mut shape = self.shape().to_vec();
-        let mut values = self.to_vec();
+        let mut values = self.try_to_vec("sum")?;
         for &d in dims.iter().rev() {
             values = sum_along(&values, &shape, d);
             shape[d] = 1;
@@ -112,9 +112,10 @@ impl Tensor {
 
     /// `sum()`: the sum of all elements, a 0-dim tensor.
     pub fn sum(&self) -> Result<Tensor> {
-        let total = self
-            .with_contiguous(sum_all)
-            .unwrap_or_else(|| sum_all(&self.to_vec()));
+        let total = match self.with_contiguous(sum_all) {
+            Some(total) => total,
+            None => sum_all(&self.try_to_vec("sum")?),
+        };
         let out = Tensor::scalar(total as f32);
         Ok(record(out, &[self], || {
             (
@@ -142,9 +143,10 @@ impl Tensor {
 
     /// `mean()`: the mean of all elements (nan for an empty tensor, as in PyTorch).
     pub fn mean(&self) -> Result<Tensor> {
-        let total = self
-            .with_contiguous(sum_all)
-            .unwrap_or_else(|| sum_all(&self.to_vec()));
+        let total = match self.with_contiguous(sum_all) {
+            Some(total) => total,
+            None => sum_all(&self.try_to_vec("sum")?),
+        };
         let out = Tensor::scalar((total / self.numel() as f64) as f32);
         Ok(record(out, &[self], || {
             (
@@ -186,7 +188,7 @@ impl Tensor {
         if self.numel() == 0 {
             return Err(TensorError::value(op, "the tensor is empty; give a dim"));
         }
-        let values = self.to_vec();
+        let values = self.try_to_vec(op)?;
         let best = values
             .iter()
             .copied()
@@ -254,7 +256,7 @@ impl Tensor {
                 format!("cannot reduce dimension {d} of size 0"),
             ));
         }
-        let data = self.to_vec();
+        let data = self.try_to_vec(op)?;
         let (outer, n, inner) = split_at_dim(self.shape(), d);
         let mut values = Vec::with_capacity(outer * inner);
         let mut indices = Vec::with_capacity(outer * inner);
@@ -305,7 +307,7 @@ impl Tensor {
                 Ok(Tensor::from_data(indices, &shape))
             }
             None => {
-                let flat = Tensor::from_data(self.to_vec(), &[self.numel()]);
+                let flat = Tensor::from_data(self.try_to_vec(op)?, &[self.numel()]);
                 let (_, indices, _, _) = flat.extreme_dim_raw(op, 0, false, is_max)?;
                 let shape = if keepdim {
                     vec![1; self.ndim()]
@@ -320,7 +322,7 @@ impl Tensor {
     /// `softmax(dim)`: `exp(x - max) / sum(exp(x - max))` along `dim`.
     pub fn softmax(&self, dim: i64) -> Result<Tensor> {
         let d = self.dim_index("softmax", dim, self.ndim())?;
-        let out = Tensor::from_data(self.softmax_raw(d, false), self.shape());
+        let out = Tensor::from_data(self.softmax_raw(d, false)?, self.shape());
         let saved_out = out.clone();
         Ok(record(out, &[self], || {
             (
@@ -333,7 +335,7 @@ impl Tensor {
     /// `log_softmax(dim)`: `x - max - log(sum(exp(x - max)))` along `dim`.
     pub fn log_softmax(&self, dim: i64) -> Result<Tensor> {
         let d = self.dim_index("log_softmax", dim, self.ndim())?;
-        let out = Tensor::from_data(self.softmax_raw(d, true), self.shape());
+        let out = Tensor::from_data(self.softmax_raw(d, true)?, self.shape());
         let saved_out = out.clone();
         Ok(record(out, &[self], || {
             (
@@ -343,10 +345,10 @@ impl Tensor {
         }))
     }
 
-    fn softmax_raw(&self, dim: usize, log: bool) -> Vec<f32> {
-        let mut values = self.to_vec();
+    fn softmax_raw(&self, dim: usize, log: bool) -> Result<Vec<f32>> {
+        let mut values = self.try_to_vec(if log { "log_softmax" } else { "softmax" })?;
         if self.ndim() == 0 {
-            return vec![if log { 0.0 } else { 1.0 }];
+            return Ok(vec![if log { 0.0 } else { 1.0 }]);
         }
         let (outer, n, inner) = split_at_dim(self.shape(), dim);
         let normalise = |block: &mut [f32]| {
@@ -377,7 +379,7 @@ impl Tensor {
                 values.chunks_mut(n * inner).take(outer).for_each(normalise);
             }
         }
-        values
+        Ok(values)
     }
 }
 

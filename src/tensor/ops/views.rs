@@ -6,6 +6,7 @@ use crate::tensor::autograd::record;
 use crate::tensor::core::Tensor;
 use crate::tensor::derivatives::Op;
 use crate::tensor::error::{Result, TensorError};
+use crate::tensor::memory;
 use crate::tensor::storage::{self, Layout, contiguous_strides};
 
 /// Strides that let data of `(old_shape, old_strides)` be read as `new_shape` without a copy,
@@ -106,7 +107,7 @@ impl Tensor {
                 strides,
                 offset: self.layout().offset,
             },
-            None => return Tensor::from_vec(self.to_vec(), shape),
+            None => return Tensor::from_vec(self.try_to_vec("reshape")?, shape),
         };
         Ok(Tensor::from_storage(self.storage().clone(), layout))
     }
@@ -321,9 +322,10 @@ impl Tensor {
             layout.strides.push(stride);
         }
         // Every tensor must fit in memory once materialised, so that no later op (sum,
-        // print, a copy) can meet an allocation it cannot refuse: checked here, where the
-        // only tensors larger than their storage are made.
-        storage::checked_numel("expand", &layout.shape)?;
+        // print, a copy) meets an absurd allocation: checked here, where the only tensors
+        // larger than their storage are made. The view itself allocates nothing, so it is
+        // held to the whole memory budget, not to what live tensors leave of it.
+        storage::checked_numel_within("expand", &layout.shape, memory::limit())?;
         let input = self.shape().to_vec();
         Ok(self.make_view(layout, || Op::Expand { input }))
     }
