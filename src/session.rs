@@ -2,12 +2,15 @@
 //! against it, running it, the `:` commands and the completion candidates. `repl.rs` drives
 //! a [`Session`] from rustyline; the tests drive it directly.
 //!
-//! Every accepted entry is appended to one growing text, each at its own offset, and a new
-//! entry is parsed and checked as the end of that text. So spans of different entries never
-//! collide (the interpreter keys call sites and autograd sites by span), a diagnostic can
-//! point into an earlier entry (a `fn` body), and checking an entry against the state is
-//! checking the whole text and keeping what the new entry adds: the text before it passed.
+//! Every entry is appended to one growing text, each at its own offset, and parsed on its own
+//! with its spans moved to that offset. So spans of different entries never collide (the
+//! interpreter keys call sites and autograd sites by span) and a diagnostic can point into
+//! an earlier entry (a `fn` body). The checker keeps its state between entries and checks
+//! each new one against it, so an entry costs the time of the entry, not of the session; an
+//! entry that fails leaves the checker's state as it was (its text stays, unreferenced).
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
 
@@ -18,7 +21,7 @@ use crate::check::{self, ty::Ty};
 use crate::cli::type_for_shapes;
 use crate::eval::{Interpreter, RuntimeError, Value, tensor::TENSOR_FIELDS};
 use crate::report::Problem;
-use crate::source::{SourceFile, SourcePart, Span};
+use crate::source::{SourceFile, Span};
 use crate::syntax::{
     self,
     ast::{Program, StmtKind},
@@ -108,15 +111,20 @@ impl Reply {
     }
 }
 
-/// The state of a REPL: the interpreter with its globals and the text of every accepted
-/// entry.
+/// The state of a REPL: the interpreter with its globals, the checker's state and the text
+/// of every entry.
 pub struct Session {
     interpreter: Interpreter,
-    /// Every accepted entry, separated by [`ENTRY_SEPARATOR`]; the text ends where the
-    /// last entry does, so "the input ends here" points into the entry.
-    text: String,
-    /// Where each accepted entry sits in `text`, for rendering diagnostics per entry.
-    parts: Vec<SourcePart>,
+    /// Every entry, separated by [`ENTRY_SEPARATOR`], each a part rendered under its own
+    /// name; the text ends where the last entry does, so "the input ends here" points
+    /// into the entry.
+    source: SourceFile,
+    /// What the checker knows after the accepted entries (a `RefCell` because `:type`
+    /// and completion check against it, then undo, from `&self`).
+    checker: RefCell<check::Incremental>,
+    /// The type the checker inferred for each top-level `let` of the accepted entries,
+    /// by name (the last one wins), for `:shapes`.
+    let_types: HashMap<String, Ty>,
     /// How many entries were evaluated, to name them `<repl:N>`.
     entered: usize,
 }
@@ -126,8 +134,9 @@ impl Session {
     pub fn new(out: Box<dyn Write>) -> Session {
         Session {
             interpreter: Interpreter::new(out),
-            text: String::new(),
-            parts: Vec::new(),
+            source: SourceFile::with_parts("<repl>", "", Vec::new()),
+            checker: RefCell::default(),
+            let_types: HashMap::new(),
             entered: 0,
         }
     }
@@ -164,43 +173,25 @@ impl Session {
         self.run_code(input.trim_end(), &name)
     }
 
-    /// The session text with `entry` appended, and the offset where `entry` starts.
-    fn with_entry(&self, entry: &str, name: &str) -> (SourceFile, u32) {
-        self.with_hidden_prefix("", entry, name)
-    }
-
-    /// [`Session::with_entry`] for `prefix` + `entry`, where diagnostics show only `entry`
-    /// (`:type` checks `let it = EXPR` but the user wrote `EXPR`).
-    fn with_hidden_prefix(&self, prefix: &str, entry: &str, name: &str) -> (SourceFile, u32) {
-        let mut text = String::with_capacity(self.text.len() + prefix.len() + entry.len() + 3);
-        text.push_str(&self.text);
-        if !text.is_empty() {
-            text.push_str(ENTRY_SEPARATOR);
-        }
-        let offset = text.len() as u32;
-        text.push_str(prefix);
-        let shown = text.len();
-        text.push_str(entry);
-        let mut parts = self.parts.clone();
-        parts.push(SourcePart {
-            name: name.to_string(),
-            span: Span::new(shown, text.len()),
-        });
-        (SourceFile::with_parts(name, text, parts), offset)
-    }
-
-    /// Parse and check the session text with `entry` appended: the program, the new
-    /// entry's warnings, and the checker's `let` types; or every problem.
+    /// Parses `entry` on its own, placed at `offset` of `source`, and checks it against
+    /// the session: the program, its warnings, and the checker's `let` types; or every
+    /// problem. The checker's state then holds the entry until a commit or rollback.
     #[allow(clippy::type_complexity)]
     fn check_entry(
         &self,
         source: &SourceFile,
         offset: u32,
     ) -> Result<(Program, Vec<Problem>, Vec<(Span, String, Ty)>), Vec<Problem>> {
-        let program = crate::parse(source)?;
-        let found = check::check_program(&program);
-        // The text before the entry passed the checker, so every error is the entry's;
-        // warnings about earlier entries were shown when they were entered.
+        let text = &source.text()[offset as usize..];
+        let mut program = syntax::parse_text(text).map_err(|errors| {
+            errors
+                .into_iter()
+                .map(|e| Problem::new(e.shifted(offset as usize), source))
+                .collect::<Vec<_>>()
+        })?;
+        program.shift_spans(offset);
+        let found = self.checker.borrow_mut().check(&program);
+        // Warnings found while walking an earlier entry's body were shown with that entry.
         let new = |d: &dyn Diagnostic| {
             d.labels()
                 .into_iter()
@@ -214,17 +205,14 @@ impl Session {
 
     /// Check `entry` against the session, run it, and keep it if both succeed.
     fn run_code(&mut self, entry: &str, name: &str) -> Reply {
-        let (source, offset) = self.with_entry(entry, name);
-        let (program, warnings, _) = match self.check_entry(&source, offset) {
+        let offset = self.source.push_part(ENTRY_SEPARATOR, "", name, entry);
+        let source = self.source.clone();
+        let (program, warnings, lets) = match self.check_entry(&source, offset) {
             Ok(checked) => checked,
-            Err(problems) => return Reply::problems(problems),
-        };
-        let program = Program {
-            stmts: program
-                .stmts
-                .into_iter()
-                .filter(|s| s.span.start >= offset)
-                .collect(),
+            Err(problems) => {
+                self.checker.get_mut().rollback();
+                return Reply::problems(problems);
+            }
         };
         let saved = self.interpreter.save_globals();
         // A Ctrl-C that arrived while nothing ran must not stop this entry.
@@ -236,15 +224,14 @@ impl Session {
             .problems
             .extend(take_warnings(&source, &mut self.interpreter));
         // An interrupt is not an error: what the entry did before Ctrl-C stays, as after
-        // Python's KeyboardInterrupt, and later entries are checked against its text.
+        // Python's KeyboardInterrupt, and later entries are checked against it.
         let interrupted =
             matches!(&outcome, Err(e) if matches!(**e, RuntimeError::Interrupted { .. }));
         if outcome.is_ok() || interrupted {
-            self.text = source.text().to_string();
-            self.parts.push(SourcePart {
-                name: name.to_string(),
-                span: Span::new(offset as usize, offset as usize + entry.len()),
-            });
+            self.checker.get_mut().commit();
+            self.keep_let_types(&program, lets);
+        } else {
+            self.checker.get_mut().rollback();
         }
         match outcome {
             Ok(value) => {
@@ -262,6 +249,23 @@ impl Session {
         reply
     }
 
+    /// Remembers the checker's type of each top-level `let` of an accepted entry.
+    fn keep_let_types(&mut self, program: &Program, lets: Vec<(Span, String, Ty)>) {
+        let top_level: std::collections::HashSet<Span> = program
+            .stmts
+            .iter()
+            .filter_map(|s| match &s.node {
+                StmtKind::Let { name, .. } => Some(name.span),
+                _ => None,
+            })
+            .collect();
+        for (span, name, ty) in lets {
+            if top_level.contains(&span) {
+                self.let_types.insert(name, ty);
+            }
+        }
+    }
+
     fn command(&mut self, command: &str) -> Reply {
         let (name, argument) = match command.split_once(char::is_whitespace) {
             Some((name, rest)) => (name, rest.trim()),
@@ -276,8 +280,9 @@ impl Session {
             ("reset", "") => {
                 self.interpreter
                     .restore_globals(crate::eval::SavedGlobals::default());
-                self.text.clear();
-                self.parts.clear();
+                self.source = SourceFile::with_parts("<repl>", "", Vec::new());
+                *self.checker.get_mut() = check::Incremental::new();
+                self.let_types.clear();
                 Reply::text("the session is empty")
             }
             ("quit" | "q" | "exit", "") => Reply {
@@ -317,8 +322,12 @@ impl Session {
                 .map(|e| Problem::new(e, &source))
                 .collect());
         }
-        let (source, offset) = self.with_hidden_prefix("let it = ", expr, "<type>");
-        let (_, warnings, lets) = self.check_entry(&source, offset)?;
+        // Checked against the session and undone: `expr` is not kept in its text either.
+        let mut source = self.source.clone();
+        let offset = source.push_part(ENTRY_SEPARATOR, "let it = ", "<type>", expr);
+        let checked = self.check_entry(&source, offset);
+        self.checker.borrow_mut().rollback();
+        let (_, warnings, lets) = checked?;
         let ty = lets
             .into_iter()
             .rev()
@@ -327,42 +336,18 @@ impl Session {
         Ok((ty, warnings))
     }
 
-    /// The checker's type of each top-level `let`, by name (the last one wins).
-    fn global_types(&self) -> Vec<(String, String)> {
-        let source = SourceFile::new("<repl>", self.text.as_str());
-        let (lets, outcome) = crate::check_with_types(&source);
-        let Ok(checked) = outcome else {
-            return Vec::new();
-        };
-        let top_level: Vec<Span> = checked
-            .program
-            .stmts
-            .iter()
-            .filter_map(|s| match &s.node {
-                StmtKind::Let { name, .. } => Some(name.span),
-                _ => None,
-            })
-            .collect();
-        lets.into_iter()
-            .filter(|(span, _, _)| top_level.contains(span))
-            .map(|(_, name, ty)| (name, type_for_shapes(&ty)))
-            .collect()
-    }
-
     /// `:shapes`: every variable with the type the checker infers for it.
     fn shapes(&self) -> String {
-        let types = self.global_types();
         let lines: Vec<String> = self
             .interpreter
             .globals()
             .map(|(name, value)| {
                 let ty = match value {
                     Value::Function(def) => fn_signature(def),
-                    _ => types
-                        .iter()
-                        .rev()
-                        .find(|(n, _)| n == name)
-                        .map_or_else(|| value.type_name().to_string(), |(_, ty)| ty.clone()),
+                    _ => self
+                        .let_types
+                        .get(name)
+                        .map_or_else(|| value.type_name().to_string(), type_for_shapes),
                 };
                 format!("{name} : {ty}")
             })

@@ -99,6 +99,57 @@ fn a_runtime_error_restores_the_bindings_made_before_it() {
 }
 
 #[test]
+fn a_later_entry_that_misuses_an_earlier_name_is_refused_before_it_runs() {
+    let (mut s, printed) = session();
+    ok(&mut s, "let w = randn(2, 3)");
+    ok(&mut s, "fn twice(v) {\n    return 2 * v\n}");
+    assert_eq!(ok(&mut s, "twice(w).shape"), "[2, 3]");
+    let reply = s.enter("print(\"ran\")\nlet bad = w @ w");
+    assert_eq!(codes(&reply), ["E0307"]);
+    assert!(printed.0.borrow().is_empty(), "nothing ran");
+    let text = rendered(&reply);
+    assert!(text.contains("[<repl:4>:2:11]"), "{text}");
+    assert_eq!(codes(&s.enter("let u = undefined_thing")), ["E0201"]);
+}
+
+#[test]
+fn a_refused_entry_leaves_the_checker_as_it_was() {
+    let (mut s, _) = session();
+    ok(&mut s, "let x = randn(2, 3)");
+    // The checker saw `x` as a 5x5 tensor and `y` declared before the assert failed at
+    // run time: neither may stay, or the next entries would be checked against them.
+    let reply = s.enter("let x = randn(5, 5)\nlet y = 1\nassert false");
+    assert!(reply.failed());
+    assert_eq!(ok(&mut s, "(x @ randn(3, 1)).shape"), "[2, 1]");
+    assert_eq!(codes(&s.enter("y + 1")), ["E0201"]);
+    // The same after a check error, for a net and the name it shadows.
+    let reply = s.enter("net x() {\n    input a: [N, 3]\n    return a\n}\nlet z = 1 @ 2");
+    assert!(reply.failed());
+    assert_eq!(ok(&mut s, "x.shape"), "[2, 3]");
+    // `:type` checks against the session and keeps nothing.
+    assert_eq!(ok(&mut s, ":type x @ randn(3, 4)"), "tensor [2, 4]");
+    assert_eq!(codes(&s.enter("it")), ["E0201"]);
+}
+
+#[test]
+fn branches_join_the_names_they_assign_across_entries() {
+    let (mut s, _) = session();
+    // True when it runs; the checker cannot know.
+    ok(
+        &mut s,
+        "let a = randn(2, 3)\nlet b = randn(2, 3)\nlet flag = randn(1).item() < 100",
+    );
+    ok(
+        &mut s,
+        "if flag {\n    a = randn(4, 4)\n} else {\n    b = randn(2, 3)\n}",
+    );
+    // `a` may be either shape now, so a use that fits only one is left to run time; `b`
+    // is the same shape on both branches and still checked.
+    assert_eq!(codes(&s.enter("b @ b")), ["E0307"]);
+    assert_eq!(ok(&mut s, "(a @ randn(4, 2)).shape"), "[4, 2]");
+}
+
+#[test]
 fn errors_inside_an_earlier_entry_point_into_it() {
     let (mut s, _) = session();
     ok(&mut s, "fn f(a, b) {\n    return a @ b\n}");

@@ -33,3 +33,42 @@ pub fn check_program(program: &Program) -> Problems {
     }
     checker.problems
 }
+
+/// A checker that keeps what it learned between programs: a REPL checks each entry as the
+/// continuation of the entries accepted before it, in time proportional to the entry.
+pub struct Incremental(walk::Checker);
+
+impl Default for Incremental {
+    fn default() -> Incremental {
+        Incremental(walk::Checker::empty())
+    }
+}
+
+impl Incremental {
+    /// A checker that has seen nothing yet.
+    pub fn new() -> Incremental {
+        Incremental::default()
+    }
+
+    /// Checks `program` after everything committed so far, as [`check_program`] would
+    /// check their concatenation, reporting only what `program` gets wrong. Its changes to
+    /// the state wait for [`Incremental::commit`] or [`Incremental::rollback`]; checking
+    /// another program first rolls them back.
+    pub fn check(&mut self, program: &Program) -> Problems {
+        self.0.begin(program);
+        for stmt in &program.stmts {
+            self.0.stmt(stmt);
+        }
+        std::mem::take(&mut self.0.problems)
+    }
+
+    /// Keeps the state the last checked program left.
+    pub fn commit(&mut self) {
+        self.0.commit();
+    }
+
+    /// Puts the state back as it was before the last checked program.
+    pub fn rollback(&mut self) {
+        self.0.rollback();
+    }
+}

@@ -64,6 +64,8 @@ pub(super) struct Recorded {
 
 /// A finished walk through a net body, remembered for the next call with the same types.
 struct Walked {
+    /// The net walked, kept alive so that its address (the memo's key) stays its own.
+    _net: Rc<NetDef>,
     params: Vec<Ty>,
     args: Option<Vec<Ty>>,
     /// The result; its preconditions are replayed into an enclosing signature's.
@@ -115,7 +117,7 @@ fn key(net: &Rc<NetDef>) -> usize {
 }
 
 /// `e` without its call stack, for telling whether two reports are about the same mistake.
-fn without_calls(e: &CheckError) -> CheckError {
+pub(super) fn without_calls(e: &CheckError) -> CheckError {
     match e {
         CheckError::Shape(d) if !d.calls.is_empty() => {
             let mut d = d.clone();
@@ -134,12 +136,9 @@ fn without_calls(e: &CheckError) -> CheckError {
 }
 
 impl NetState {
-    /// The state for a program whose visible nets are `globals`.
-    pub(super) fn new(globals: HashMap<Rc<str>, Rc<NetDef>>) -> NetState {
-        NetState {
-            globals,
-            ..NetState::default()
-        }
+    /// Drops every remembered walk (they are walked again when next needed).
+    pub(super) fn forget_walks(&mut self) {
+        self.memo.clear();
     }
 }
 
@@ -266,6 +265,7 @@ impl Checker {
         };
         if !recording {
             self.nets.memo.entry(k).or_default().push(Walked {
+                _net: net.clone(),
                 params: params.to_vec(),
                 args: arg_tys,
                 signature: signature.clone(),
@@ -278,15 +278,10 @@ impl Checker {
     /// reported (by the net's own walk at its definition, or an earlier call) is dropped,
     /// the others get "called from here" at `call`.
     fn adopt_problems(&mut self, errors: usize, warnings: usize, call: Span) {
-        let found = self.problems.errors.split_off(errors);
+        let found = self.take_errors_from(errors);
         for e in found {
-            let bare = without_calls(&e);
-            if self
-                .problems
-                .errors
-                .iter()
-                .any(|o| without_calls(o) == bare)
-            {
+            let (reported, key) = self.reported_without_calls(&e);
+            if reported {
                 continue;
             }
             let e = match e {
@@ -314,7 +309,7 @@ impl Checker {
                 }
                 other => other,
             };
-            self.problems.errors.push(e);
+            self.push_new_error(key, e);
         }
         let found: Vec<CheckWarning> = self.problems.warnings.split_off(warnings);
         for w in found {

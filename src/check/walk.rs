@@ -42,6 +42,63 @@ pub struct TyArg {
     pub span: Span,
 }
 
+/// The most names a "did you mean" hint compares against; past that a file has too many
+/// names for a guess to be useful, and comparing with each would make every undefined
+/// name cost the size of the file.
+const MAX_HINT_CANDIDATES: usize = 1000;
+
+/// Where an error's labels point, its call stack left out: equal errors have equal keys.
+pub(super) type ErrorKey = Vec<(usize, usize)>;
+
+fn error_key(e: &CheckError) -> ErrorKey {
+    use miette::Diagnostic;
+    super::net::without_calls(e)
+        .labels()
+        .into_iter()
+        .flatten()
+        .map(|l| (l.offset(), l.len()))
+        .collect()
+}
+
+/// The errors reported so far, by [`ErrorKey`]: indices into the error list.
+#[derive(Default)]
+pub(super) struct ErrorIndex(HashMap<ErrorKey, Vec<usize>>);
+
+impl ErrorIndex {
+    fn get(&self, key: &ErrorKey) -> impl Iterator<Item = usize> + '_ {
+        self.0.get(key).into_iter().flatten().copied()
+    }
+
+    fn insert(&mut self, key: ErrorKey, at: usize) {
+        self.0.entry(key).or_default().push(at);
+    }
+
+    fn remove(&mut self, key: &ErrorKey, at: usize) {
+        if let Some(list) = self.0.get_mut(key) {
+            list.retain(|&i| i != at);
+            if list.is_empty() {
+                self.0.remove(key);
+            }
+        }
+    }
+}
+
+/// What a program checked against a kept state changed, to undo it (see
+/// [`Checker::rollback`]).
+struct Journal {
+    /// Top-level names it declared or rebound, with their type before it (none: new).
+    globals: HashMap<Rc<str>, Option<Ty>>,
+    /// Names it added to `declared_anywhere`.
+    declared: Vec<Rc<str>>,
+    /// What it added to `declared_count`.
+    counted: Vec<(Rc<str>, usize)>,
+    /// Names it added to `nets_called_with_args`.
+    called: Vec<Rc<str>>,
+    /// Changes to the visible nets, in order, with what each name held before.
+    net_globals: Vec<(Rc<str>, Option<Rc<NetDef>>)>,
+    grad_tracked: bool,
+}
+
 pub(super) struct Checker {
     scopes: Vec<HashMap<Rc<str>, Ty>>,
     /// The first scope of the current `fn`/`net` body; names below it are globals, whose
@@ -57,39 +114,210 @@ pub(super) struct Checker {
     pub(super) grad_tracked: bool,
     /// Nets called somewhere with arguments: their bodies are checked with unknown params.
     nets_called_with_args: HashSet<Rc<str>>,
+    /// How many declarations each name has (a net named once is visible in every body).
+    declared_count: HashMap<Rc<str>, usize>,
+    /// While a program is checked against a kept state (a REPL entry): how to undo it.
+    journal: Option<Journal>,
     pub(super) problems: Problems,
+    /// Where the errors reported so far point, to find a repeat without scanning them all.
+    reported: ErrorIndex,
     /// Models built and called: signatures, memoised walks, report rows.
     pub(super) nets: super::net::NetState,
 }
 
 impl Checker {
     pub(super) fn new(program: &Program) -> Checker {
-        let mut scan = Scan::default();
-        for stmt in &program.stmts {
-            scan.stmt(stmt);
-        }
+        let mut checker = Checker::empty();
+        checker.learn(program);
+        checker
+    }
+
+    /// A checker that has seen nothing yet.
+    pub(super) fn empty() -> Checker {
         Checker {
             scopes: vec![HashMap::new()],
             frame_base: 0,
             in_body: false,
-            declared_anywhere: scan.declared,
+            declared_anywhere: HashSet::new(),
             certain: true,
             no_grad: false,
-            grad_tracked: !scan.changes_grad,
-            nets_called_with_args: scan.called_with_args,
+            grad_tracked: true,
+            nets_called_with_args: HashSet::new(),
+            declared_count: HashMap::new(),
+            journal: None,
             problems: Problems::default(),
-            nets: super::net::NetState::new(super::net::visible_nets(
-                &program.stmts,
-                &scan.declared_count,
-            )),
+            reported: ErrorIndex::default(),
+            nets: super::net::NetState::default(),
+        }
+    }
+
+    /// Takes in what a first pass over `program` finds (the names it declares, whether it
+    /// changes `requires_grad`, the nets it builds with arguments), as if it had been part
+    /// of every program checked before; noted in the journal when there is one.
+    fn learn(&mut self, program: &Program) {
+        let mut scan = Scan::default();
+        for stmt in &program.stmts {
+            scan.stmt(stmt);
+        }
+        let mut journal = self.journal.take();
+        // A walk remembered from before may have resolved a name differently.
+        let mut stale = false;
+        for name in scan.declared {
+            stale |= builtins::lookup(&name).is_some();
+            if self.declared_anywhere.insert(name.clone())
+                && let Some(j) = &mut journal
+            {
+                j.declared.push(name);
+            }
+        }
+        for (name, n) in scan.declared_count {
+            let count = self.declared_count.entry(name.clone()).or_default();
+            *count += n;
+            if *count != 1
+                && let Some(old) = self.nets.globals.remove(&name)
+            {
+                stale = true;
+                if let Some(j) = &mut journal {
+                    j.net_globals.push((name.clone(), Some(old)));
+                }
+            }
+            if let Some(j) = &mut journal {
+                j.counted.push((name, n));
+            }
+        }
+        for (name, def) in super::net::visible_nets(&program.stmts, &self.declared_count) {
+            let old = self.nets.globals.insert(name.clone(), def);
+            stale |= old.is_some();
+            if let Some(j) = &mut journal {
+                j.net_globals.push((name, old));
+            }
+        }
+        if scan.changes_grad {
+            self.grad_tracked = false;
+        }
+        for name in scan.called_with_args {
+            if self.nets_called_with_args.insert(name.clone())
+                && let Some(j) = &mut journal
+            {
+                j.called.push(name);
+            }
+        }
+        if stale {
+            self.nets.forget_walks();
+        }
+        self.journal = journal;
+    }
+
+    /// Starts checking `program` as the continuation of everything kept so far: each
+    /// change is journaled until [`Checker::commit`] or [`Checker::rollback`].
+    pub(super) fn begin(&mut self, program: &Program) {
+        self.rollback();
+        self.problems = Problems::default();
+        self.reported = ErrorIndex::default();
+        self.certain = true;
+        self.no_grad = false;
+        self.journal = Some(Journal {
+            globals: HashMap::new(),
+            declared: Vec::new(),
+            counted: Vec::new(),
+            called: Vec::new(),
+            net_globals: Vec::new(),
+            grad_tracked: self.grad_tracked,
+        });
+        self.learn(program);
+    }
+
+    /// Keeps what the program begun last changed.
+    pub(super) fn commit(&mut self) {
+        self.journal = None;
+    }
+
+    /// Undoes what the program begun last changed, as if it had never been checked.
+    pub(super) fn rollback(&mut self) {
+        let Some(j) = self.journal.take() else {
+            return;
+        };
+        self.scopes.truncate(1);
+        (self.frame_base, self.in_body) = (0, false);
+        for (name, old) in j.globals {
+            match old {
+                Some(ty) => self.scopes[0].insert(name, ty),
+                None => self.scopes[0].remove(&name),
+            };
+        }
+        for name in j.declared {
+            self.declared_anywhere.remove(&name);
+        }
+        for (name, n) in j.counted {
+            if let Some(count) = self.declared_count.get_mut(&name) {
+                *count -= n;
+                if *count == 0 {
+                    self.declared_count.remove(&name);
+                }
+            }
+        }
+        for name in j.called {
+            self.nets_called_with_args.remove(&name);
+        }
+        for (name, old) in j.net_globals.into_iter().rev() {
+            match old {
+                Some(def) => self.nets.globals.insert(name, def),
+                None => self.nets.globals.remove(&name),
+            };
+        }
+        self.grad_tracked = j.grad_tracked;
+        // Walks remembered while checking it may rest on what was just undone.
+        self.nets.forget_walks();
+    }
+
+    /// Notes the type a top-level `name` had before the program being checked changed it.
+    fn note_global(&mut self, name: &Rc<str>) {
+        if let Some(j) = &mut self.journal
+            && !j.globals.contains_key(name)
+        {
+            j.globals
+                .insert(name.clone(), self.scopes[0].get(name).cloned());
         }
     }
 
     pub(super) fn error(&mut self, e: CheckError) {
         // A loop walked once per iteration meets the same mistake each time: one report.
-        if !self.problems.errors.contains(&e) {
-            self.problems.errors.push(e);
+        let key = error_key(&e);
+        let errors = &self.problems.errors;
+        if !self.reported.get(&key).any(|i| errors[i] == e) {
+            self.push_error(key, e);
         }
+    }
+
+    fn push_error(&mut self, key: ErrorKey, e: CheckError) {
+        self.reported.insert(key, self.problems.errors.len());
+        self.problems.errors.push(e);
+    }
+
+    /// Whether an error that reads as `e` apart from its call stack was reported already.
+    pub(super) fn reported_without_calls(&self, e: &CheckError) -> (bool, ErrorKey) {
+        let bare = super::net::without_calls(e);
+        let key = error_key(&bare);
+        let errors = &self.problems.errors;
+        let found = self
+            .reported
+            .get(&key)
+            .any(|i| super::net::without_calls(&errors[i]) == bare);
+        (found, key)
+    }
+
+    /// Adds `e`, found to be new by [`Checker::reported_without_calls`] under `key`.
+    pub(super) fn push_new_error(&mut self, key: ErrorKey, e: CheckError) {
+        self.push_error(key, e);
+    }
+
+    /// Removes and returns the errors reported from index `from` on.
+    pub(super) fn take_errors_from(&mut self, from: usize) -> Vec<CheckError> {
+        let taken = self.problems.errors.split_off(from);
+        for (i, e) in taken.iter().enumerate() {
+            self.reported.remove(&error_key(e), from + i);
+        }
+        taken
     }
 
     fn lookup(&mut self, name: &str, span: Span) -> Ty {
@@ -126,7 +354,19 @@ impl Checker {
         Ty::Unknown
     }
 
+    /// The names a "did you mean" hint may offer: none when there are more than
+    /// [`MAX_HINT_CANDIDATES`], so that a hint costs the same in a file of any size.
     fn visible_names(&self) -> Vec<Rc<str>> {
+        let mut count: usize = self.scopes[self.frame_base..]
+            .iter()
+            .map(HashMap::len)
+            .sum();
+        if self.in_body {
+            count += self.declared_anywhere.len();
+        }
+        if count > MAX_HINT_CANDIDATES {
+            return Vec::new();
+        }
         let mut names: Vec<Rc<str>> = self.scopes[self.frame_base..]
             .iter()
             .flat_map(|s| s.keys().cloned())
@@ -140,6 +380,9 @@ impl Checker {
     }
 
     fn declare(&mut self, name: &Rc<str>, ty: Ty) {
+        if self.scopes.len() == 1 {
+            self.note_global(name);
+        }
         if let Some(scope) = self.scopes.last_mut() {
             scope.insert(name.clone(), ty);
         }
@@ -147,13 +390,28 @@ impl Checker {
 
     /// Rebinds the nearest `name`; false if no scope of this frame has it.
     fn rebind(&mut self, name: &str, ty: Ty) -> bool {
-        for scope in self.scopes[self.frame_base..].iter_mut().rev() {
-            if let Some(slot) = scope.get_mut(name) {
-                *slot = ty;
-                return true;
+        match self.slot(name) {
+            Some((at, key)) => {
+                self.set_slot(at, &key, ty);
+                true
             }
+            None => false,
         }
-        false
+    }
+
+    /// The scope `name` resolves to in this frame, and the name as that scope holds it.
+    fn slot(&self, name: &str) -> Option<(usize, Rc<str>)> {
+        (self.frame_base..self.scopes.len())
+            .rev()
+            .find_map(|i| Some((i, self.scopes[i].get_key_value(name)?.0.clone())))
+    }
+
+    /// Sets `name` in scope `at`, journaled for the top level.
+    fn set_slot(&mut self, at: usize, name: &Rc<str>, ty: Ty) {
+        if at == 0 {
+            self.note_global(name);
+        }
+        self.scopes[at].insert(name.clone(), ty);
     }
 
     fn block(&mut self, block: &Block) {
@@ -205,7 +463,25 @@ impl Checker {
                 branches,
                 otherwise,
             } => {
-                let before = self.scopes.clone();
+                // Only the names the branches assign can differ after them: each is
+                // put back before the next branch, then joined over the branches.
+                let mut assigned = HashSet::new();
+                for (_, body) in branches {
+                    assigned_names(&body.node, &mut assigned);
+                }
+                if let Some(body) = otherwise {
+                    assigned_names(&body.node, &mut assigned);
+                }
+                let mut slots: Vec<(usize, Rc<str>)> =
+                    assigned.iter().filter_map(|n| self.slot(n)).collect();
+                slots.sort();
+                let types = |c: &Self| -> Vec<Ty> {
+                    slots
+                        .iter()
+                        .map(|(at, n)| c.scopes[*at].get(n).cloned().unwrap_or(Ty::Unknown))
+                        .collect()
+                };
+                let before = types(self);
                 let mut outcomes = Vec::new();
                 // While every condition so far was known false, the next one is certainly
                 // evaluated, and a known-true one is certainly the branch taken: only it is
@@ -227,7 +503,10 @@ impl Checker {
                         None => decided = false,
                     }
                     self.with_flags(false, |c| c.block(body));
-                    outcomes.push(std::mem::replace(&mut self.scopes, before.clone()));
+                    outcomes.push(types(self));
+                    for ((at, n), ty) in slots.iter().zip(&before) {
+                        self.set_slot(*at, n, ty.clone());
+                    }
                 }
                 match otherwise {
                     Some(body) if decided => {
@@ -236,12 +515,17 @@ impl Checker {
                     }
                     Some(body) => {
                         self.with_flags(false, |c| c.block(body));
-                        outcomes.push(std::mem::replace(&mut self.scopes, before.clone()));
+                        outcomes.push(types(self));
                     }
                     None if decided => return,
-                    None => outcomes.push(before.clone()),
+                    None => outcomes.push(before),
                 }
-                self.scopes = join_scopes(&outcomes);
+                for (k, (at, n)) in slots.iter().enumerate() {
+                    let joined = outcomes[1..]
+                        .iter()
+                        .fold(outcomes[0][k].clone(), |ty, o| ty.join(&o[k]));
+                    self.set_slot(*at, n, joined);
+                }
             }
             StmtKind::For {
                 var,
@@ -752,21 +1036,6 @@ fn slice_len(dim: &SymDim, a: &Option<Ty>, b: &Option<Ty>, c: &Option<Ty>) -> Sy
     } else {
         SymDim::constant((e - s + step - 1) / step)
     }
-}
-
-fn join_scopes(outcomes: &[Vec<HashMap<Rc<str>, Ty>>]) -> Vec<HashMap<Rc<str>, Ty>> {
-    let mut out = outcomes[0].clone();
-    for other in &outcomes[1..] {
-        for (scope, o) in out.iter_mut().zip(other) {
-            for (name, ty) in scope.iter_mut() {
-                *ty = match o.get(name) {
-                    Some(t) => ty.join(t),
-                    None => Ty::Unknown,
-                };
-            }
-        }
-    }
-    out
 }
 
 /// Whether `stmts` may leave their loop early (`break` or `continue` not inside a nested

@@ -38,10 +38,13 @@ pub struct IndexOutOfRange {
 /// alignment: `widht` is one typo from `width`).
 pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     // Allow about one typo per three characters, and at least one.
-    let limit = (name.chars().count() / 3).max(1);
+    let length = name.chars().count();
+    let limit = (length / 3).max(1);
     candidates
         .into_iter()
         .filter(|c| *c != name)
+        // The distance is at least the difference in length: skip the sure misses.
+        .filter(|c| c.chars().count().abs_diff(length) <= limit)
         .map(|c| (strsim::osa_distance(name, c), c))
         .filter(|(d, _)| *d <= limit)
         .min_by_key(|(d, _)| *d)

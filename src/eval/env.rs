@@ -4,15 +4,17 @@
 //! and calls only record where they start, so entering and leaving a scope costs a push and
 //! a truncate, and a lookup scans a handful of entries without hashing or allocating. Names
 //! are `Rc<str>` shared with the AST, so most comparisons fail or succeed on the length or
-//! the first byte.
+//! the first byte. The top level, which grows with the script, also has an index by name,
+//! so declaring or finding a global costs the same in a script of any length.
 
+use std::collections::HashMap;
 use std::rc::Rc;
 
 use super::value::Value;
 
 /// The bindings of a running program: the script's top level, its blocks and the frames
 /// of the `fn` calls in progress.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Env {
     /// Every live binding, outermost first.
     bindings: Vec<(Rc<str>, Value)>,
@@ -20,7 +22,33 @@ pub struct Env {
     scopes: Vec<usize>,
     /// For each `fn` call in progress, the index in `scopes` of its first scope.
     frames: Vec<usize>,
+    /// Where each top-level name is bound in `bindings` (its latest top-level binding).
+    global_index: HashMap<Rc<str>, usize>,
+    /// Since the last [`Env::save_globals`]: how to put the top level back.
+    journal: Option<Journal>,
+    /// Counts the calls of [`Env::save_globals`], naming each saved state.
+    generation: u64,
+    /// Per top-level binding, the last generation whose journal holds its old value.
+    recorded: Vec<u64>,
 }
+
+/// The changes to the top level since [`Env::save_globals`], to undo them.
+#[derive(Debug)]
+struct Journal {
+    generation: u64,
+    /// How many top-level bindings there were.
+    len: usize,
+    /// The old value of each of those bindings changed since, in the order first changed.
+    undo: Vec<(usize, Value)>,
+}
+
+/// A saved state of the top level (see [`Env::save_globals`]); the default one is the empty
+/// top level.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SavedTop(u64);
+
+/// Up to this many top-level bindings, scanning them beats hashing the name.
+const SCAN_GLOBALS: usize = 32;
 
 /// Where an [`Env`] stood before a scope or frame was entered, to return to it.
 #[derive(Clone, Copy, Debug)]
@@ -37,6 +65,12 @@ fn same_name(a: &Rc<str>, b: &str) -> bool {
     a.len() == b.len() && (std::ptr::eq(a, b) || a.iter().zip(b).all(|(x, y)| x == y))
 }
 
+impl Default for Env {
+    fn default() -> Env {
+        Env::new()
+    }
+}
+
 impl Env {
     /// An environment with an empty top level.
     pub fn new() -> Env {
@@ -44,6 +78,10 @@ impl Env {
             bindings: Vec::new(),
             scopes: vec![0],
             frames: Vec::new(),
+            global_index: HashMap::new(),
+            journal: None,
+            generation: 0,
+            recorded: Vec::new(),
         }
     }
 
@@ -58,9 +96,22 @@ impl Env {
 
     /// Drops every scope, frame and binding opened after `mark`.
     pub fn reset_to(&mut self, mark: Mark) {
+        let globals = self.globals_end();
         self.bindings.truncate(mark.bindings);
         self.scopes.truncate(mark.scopes.max(1));
         self.frames.truncate(mark.frames);
+        if mark.bindings < globals {
+            self.reindex_globals();
+        }
+    }
+
+    /// Rebuilds [`Env::global_index`] from the top-level bindings.
+    fn reindex_globals(&mut self) {
+        let end = self.globals_end();
+        self.global_index.clear();
+        for (i, (name, _)) in self.bindings[..end].iter().enumerate() {
+            self.global_index.insert(name.clone(), i);
+        }
     }
 
     /// Leaves only the top-level scope, after an error stopped a run midway; top-level
@@ -72,18 +123,63 @@ impl Env {
         self.frames.clear();
     }
 
-    /// A copy of the top-level bindings (the values are shared handles), for
-    /// [`Env::restore_globals`].
-    pub fn save_globals(&self) -> Vec<(Rc<str>, Value)> {
-        self.bindings[..self.globals_end()].to_vec()
+    /// Marks the top level as it is now, for [`Env::restore_globals`]: from here on, each
+    /// top-level binding keeps its old value (a shared handle) the first time it changes,
+    /// so saving costs nothing and restoring costs what changed.
+    pub fn save_globals(&mut self) -> SavedTop {
+        self.generation += 1;
+        self.journal = Some(Journal {
+            generation: self.generation,
+            len: self.globals_end(),
+            undo: Vec::new(),
+        });
+        SavedTop(self.generation)
     }
 
-    /// Puts back the top-level bindings saved by [`Env::save_globals`], dropping every
-    /// scope and frame: a REPL entry that failed leaves the names as they were before it.
-    pub fn restore_globals(&mut self, saved: Vec<(Rc<str>, Value)>) {
-        self.bindings = saved;
+    /// Puts the top level back as it was at `saved` (the latest save, or the default: the
+    /// empty top level), dropping every scope and frame: a REPL entry that failed leaves the
+    /// names as they were before it.
+    pub fn restore_globals(&mut self, saved: SavedTop) {
         self.scopes.truncate(1);
         self.frames.clear();
+        match self.journal.take() {
+            Some(journal) if journal.generation == saved.0 => {
+                for (i, (name, _)) in self.bindings.iter().enumerate().skip(journal.len) {
+                    if self.global_index.get(name) == Some(&i) {
+                        self.global_index.remove(name);
+                    }
+                }
+                self.bindings.truncate(journal.len);
+                for (i, value) in journal.undo.into_iter().rev() {
+                    if let Some(binding) = self.bindings.get_mut(i) {
+                        binding.1 = value;
+                    }
+                }
+            }
+            _ => {
+                self.bindings.clear();
+                self.global_index.clear();
+                self.recorded.clear();
+            }
+        }
+    }
+
+    /// Binding `i` is about to change: keep its old value if it is a top-level binding
+    /// the journal has not kept yet.
+    fn touch(&mut self, i: usize) {
+        let Some(journal) = &mut self.journal else {
+            return;
+        };
+        if i >= journal.len {
+            return;
+        }
+        if self.recorded.len() <= i {
+            self.recorded.resize(i + 1, 0);
+        }
+        if self.recorded[i] != journal.generation {
+            self.recorded[i] = journal.generation;
+            journal.undo.push((i, self.bindings[i].1.clone()));
+        }
     }
 
     /// Opens a block scope.
@@ -102,6 +198,9 @@ impl Env {
     pub fn clear_scope_after(&mut self, keep: usize) {
         if let Some(&start) = self.scopes.last() {
             self.bindings.truncate(start + keep);
+        }
+        if self.scopes.len() == 1 {
+            self.reindex_globals();
         }
     }
 
@@ -123,18 +222,24 @@ impl Env {
     /// else the latest top-level one.
     #[inline]
     fn find(&self, name: &str) -> Option<usize> {
-        let start = self.frame_start();
+        let globals = self.globals_end();
+        let start = match self.frame_start() {
+            0 => globals,
+            start => start,
+        };
         let local = self.bindings[start..]
             .iter()
             .rposition(|(n, _)| same_name(n, name))
             .map(|i| i + start);
-        if local.is_some() || start == 0 {
+        if local.is_some() {
             return local;
         }
-        let globals = self.globals_end().min(start);
-        self.bindings[..globals]
-            .iter()
-            .rposition(|(n, _)| same_name(n, name))
+        if globals <= SCAN_GLOBALS {
+            return self.bindings[..globals]
+                .iter()
+                .rposition(|(n, _)| same_name(n, name));
+        }
+        self.global_index.get(name).copied()
     }
 
     /// The value bound to `name`.
@@ -147,6 +252,7 @@ impl Env {
     pub fn assign(&mut self, name: &str, value: Value) -> bool {
         match self.find(name) {
             Some(i) => {
+                self.touch(i);
                 self.bindings[i].1 = value;
                 true
             }
@@ -156,12 +262,24 @@ impl Env {
 
     /// A mutable reference to the value bound to `name`, for in-place updates.
     pub fn get_mut(&mut self, name: &str) -> Option<&mut Value> {
-        self.find(name).map(|i| &mut self.bindings[i].1)
+        let i = self.find(name)?;
+        self.touch(i);
+        Some(&mut self.bindings[i].1)
     }
 
     /// Declares `name` in the current scope. Redeclaring in the same scope replaces the old
     /// binding: without closures nothing can still see it, and loops stay bounded.
     pub fn declare(&mut self, name: Rc<str>, value: Value) {
+        if self.scopes.len() == 1 {
+            match self.global_index.get(&name) {
+                Some(&i) => {
+                    self.touch(i);
+                    self.bindings[i].1 = value;
+                }
+                None => self.push(name, value),
+            }
+            return;
+        }
         let start = self.scopes.last().copied().unwrap_or(0);
         if let Some(slot) = self.bindings[start..]
             .iter_mut()
@@ -176,12 +294,18 @@ impl Env {
 
     /// Pushes a binding without looking for an old one (fresh scopes, parameters).
     pub fn push(&mut self, name: Rc<str>, value: Value) {
+        if self.scopes.len() == 1 {
+            self.global_index.insert(name.clone(), self.bindings.len());
+        }
         self.bindings.push((name, value));
     }
 
     /// A mutable reference to the binding `offset` places into the current scope.
     pub fn scope_slot(&mut self, offset: usize) -> Option<&mut Value> {
         let start = self.scopes.last().copied()?;
+        if start + offset < self.bindings.len() {
+            self.touch(start + offset);
+        }
         self.bindings.get_mut(start + offset).map(|(_, v)| v)
     }
 
@@ -241,6 +365,52 @@ mod tests {
         assert_eq!(int(&env, "x"), Some(1));
         assert_eq!(int(&env, "y"), None);
         assert!(!env.assign("y", Value::Int(0)));
+    }
+
+    #[test]
+    fn many_globals_are_found_redeclared_and_restored_through_the_index() {
+        let mut env = Env::new();
+        let n = 3 * SCAN_GLOBALS as i64;
+        for i in 0..n {
+            env.declare(format!("g{i}").into(), Value::Int(i));
+        }
+        env.declare("g5".into(), Value::Int(-5));
+        assert_eq!(env.globals().count(), n as usize);
+        let saved = env.save_globals();
+        env.push_scope();
+        env.declare("g7".into(), Value::Int(700));
+        assert_eq!(int(&env, "g7"), Some(700));
+        env.push_frame();
+        env.push("local".into(), Value::Int(1));
+        assert_eq!(
+            int(&env, "g7"),
+            Some(7),
+            "a frame sees the global, not the block's"
+        );
+        assert_eq!(int(&env, "g5"), Some(-5));
+        assert!(env.assign("g9", Value::Int(90)));
+        env.unwind_to_top();
+        assert_eq!(int(&env, "g9"), Some(90));
+        assert_eq!(int(&env, "local"), None);
+        env.declare("late".into(), Value::Int(1));
+        env.restore_globals(saved);
+        assert_eq!(int(&env, "g9"), Some(9));
+        assert_eq!(int(&env, "late"), None);
+        assert_eq!(int(&env, &format!("g{}", n - 1)), Some(n - 1));
+        // Changed twice, once in place: the first old value comes back.
+        let saved = env.save_globals();
+        env.declare("g1".into(), Value::Int(10));
+        *env.get_mut("g1").unwrap() = Value::Int(11);
+        env.declare("later".into(), Value::Int(2));
+        env.restore_globals(saved);
+        assert_eq!(int(&env, "g1"), Some(1));
+        assert_eq!(int(&env, "later"), None);
+        env.declare("later".into(), Value::Int(3));
+        assert_eq!(int(&env, "later"), Some(3));
+        // A state saved before the latest one is gone: the default empties the top level.
+        env.restore_globals(SavedTop::default());
+        assert_eq!(env.globals().count(), 0);
+        assert_eq!(int(&env, "g1"), None);
     }
 
     #[test]

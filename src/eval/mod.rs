@@ -49,9 +49,9 @@ pub(crate) enum Flow {
     Return(Value, Span),
 }
 
-/// The top-level bindings of an [`Interpreter`] at one moment.
-#[derive(Clone, Debug, Default)]
-pub struct SavedGlobals(Vec<(std::rc::Rc<str>, Value)>);
+/// The top-level bindings of an [`Interpreter`] at one moment; the default is none at all.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SavedGlobals(env::SavedTop);
 
 /// Runs programs, keeping global state between them.
 pub struct Interpreter {
@@ -152,7 +152,7 @@ impl Interpreter {
     /// The top-level bindings as they are now, to put back with
     /// [`Interpreter::restore_globals`]. Values are shared handles: a tensor changed in
     /// place afterwards stays changed.
-    pub fn save_globals(&self) -> SavedGlobals {
+    pub fn save_globals(&mut self) -> SavedGlobals {
         SavedGlobals(self.env.save_globals())
     }
 

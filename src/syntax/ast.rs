@@ -336,3 +336,175 @@ impl UnaryOp {
         }
     }
 }
+
+impl Program {
+    /// Moves every span `by` bytes later: a REPL entry parsed on its own is placed where it
+    /// sits in the session's text, so the spans of different entries never collide.
+    pub fn shift_spans(&mut self, by: u32) {
+        if by != 0 {
+            let shift = Shift(by);
+            self.stmts.iter_mut().for_each(|s| shift.stmt(s));
+        }
+    }
+}
+
+/// Adds its offset to every span it walks over.
+struct Shift(u32);
+
+impl Shift {
+    fn span(&self, span: &mut Span) {
+        span.start += self.0;
+        span.end += self.0;
+    }
+
+    fn ident(&self, ident: &mut Ident) {
+        self.span(&mut ident.span);
+    }
+
+    fn block(&self, block: &mut Block) {
+        self.span(&mut block.span);
+        block.node.iter_mut().for_each(|s| self.stmt(s));
+    }
+
+    fn params(&self, params: &mut [Param]) {
+        for p in params {
+            self.ident(&mut p.name);
+            if let Some(d) = &mut p.default {
+                self.expr(d);
+            }
+        }
+    }
+
+    fn shape(&self, shape: &mut ShapeSpec) {
+        self.span(&mut shape.span);
+        shape.node.iter_mut().for_each(|e| self.expr(e));
+    }
+
+    fn stmt(&self, stmt: &mut Stmt) {
+        self.span(&mut stmt.span);
+        match &mut stmt.node {
+            StmtKind::Let {
+                name,
+                annotation,
+                value,
+            } => {
+                self.ident(name);
+                if let Some(a) = annotation {
+                    self.shape(a);
+                }
+                self.expr(value);
+            }
+            StmtKind::Assign { target, value, .. } => {
+                self.expr(target);
+                self.expr(value);
+            }
+            StmtKind::Expr(e) | StmtKind::Return(Some(e)) => self.expr(e),
+            StmtKind::If {
+                branches,
+                otherwise,
+            } => {
+                for (cond, body) in branches {
+                    self.expr(cond);
+                    self.block(body);
+                }
+                if let Some(b) = otherwise {
+                    self.block(b);
+                }
+            }
+            StmtKind::For {
+                var,
+                iterable,
+                body,
+            } => {
+                self.ident(var);
+                self.expr(iterable);
+                self.block(body);
+            }
+            StmtKind::While { cond, body } => {
+                self.expr(cond);
+                self.block(body);
+            }
+            StmtKind::Break | StmtKind::Continue | StmtKind::Return(None) => {}
+            StmtKind::With { mode, body } => {
+                self.span(&mut mode.span);
+                self.block(body);
+            }
+            StmtKind::Assert { cond, message } => {
+                self.expr(cond);
+                if let Some(m) = message {
+                    self.expr(m);
+                }
+            }
+            StmtKind::Fn(def) => {
+                let def = Rc::make_mut(def);
+                self.span(&mut def.span);
+                self.ident(&mut def.name);
+                self.params(&mut def.params);
+                self.block(&mut def.body);
+            }
+            StmtKind::Net(def) => {
+                let def = Rc::make_mut(def);
+                self.span(&mut def.span);
+                self.ident(&mut def.name);
+                self.params(&mut def.params);
+                self.block(&mut def.body);
+            }
+            StmtKind::Input { name, shape } => {
+                self.ident(name);
+                self.shape(shape);
+            }
+        }
+    }
+
+    fn expr(&self, expr: &mut Expr) {
+        self.span(&mut expr.span);
+        match &mut expr.node {
+            ExprKind::Int(_)
+            | ExprKind::Float(_)
+            | ExprKind::Bool(_)
+            | ExprKind::Str(_)
+            | ExprKind::None
+            | ExprKind::Underscore => {}
+            ExprKind::Name(id) => self.ident(id),
+            ExprKind::List(items) => items.iter_mut().for_each(|e| self.expr(e)),
+            ExprKind::Unary { operand, .. } => self.expr(operand),
+            ExprKind::Binary { op, lhs, rhs } => {
+                self.span(&mut op.span);
+                self.expr(lhs);
+                self.expr(rhs);
+            }
+            ExprKind::Pipe { value, func } => {
+                self.expr(value);
+                self.expr(func);
+            }
+            ExprKind::Call { callee, args } => {
+                self.expr(callee);
+                for a in args {
+                    self.span(&mut a.span);
+                    if let Some(n) = &mut a.name {
+                        self.ident(n);
+                    }
+                    self.expr(&mut a.value);
+                }
+            }
+            ExprKind::Field { object, name } => {
+                self.expr(object);
+                self.ident(name);
+            }
+            ExprKind::Index { object, indices } => {
+                self.expr(object);
+                for item in indices {
+                    self.span(&mut item.span);
+                    match &mut item.node {
+                        IndexKind::At(e) => self.expr(e),
+                        IndexKind::Slice { start, stop, step } => {
+                            for e in [start, stop, step].into_iter().flatten() {
+                                self.expr(e);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

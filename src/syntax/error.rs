@@ -156,6 +156,26 @@ impl SyntaxError {
         }
     }
 
+    /// The same error with its spans moved `by` bytes later (see
+    /// [`Program::shift_spans`](crate::syntax::ast::Program::shift_spans)).
+    pub fn shifted(mut self, by: usize) -> SyntaxError {
+        let shift = |s: &mut SourceSpan| *s = SourceSpan::new((s.offset() + by).into(), s.len());
+        match &mut self {
+            SyntaxError::Unexpected { span, .. }
+            | SyntaxError::InvalidLiteral { span, .. }
+            | SyntaxError::NotAllowed { span, .. } => shift(span),
+            SyntaxError::Unclosed {
+                open_span,
+                end_span,
+                ..
+            } => {
+                shift(open_span);
+                shift(end_span);
+            }
+        }
+        self
+    }
+
     /// The primary span: the token, opener or statement at fault.
     pub fn span(&self) -> Span {
         let span = match self {
