@@ -1319,3 +1319,53 @@ fn a_fn_defined_in_a_net_body_does_not_return_for_the_net() {
     );
     assert_eq!(type_of(text, "y"), "tensor [1, 2, 4, 4]");
 }
+
+// ---- Extreme integers: the checker never panics nor wraps, the run reports ----
+
+/// Scripts at the limits of 64-bit ints and sizes: the checker finds nothing it cannot prove
+/// (no panic, no false error from wrapped arithmetic), and the run gives the interpreter's
+/// diagnostic (`None`: the run succeeds and prints the text given).
+const EXTREMES: &[(&str, Result<&str, &str>)] = &[
+    ("let y = ones(-5)[1:]", Err("E0505")),
+    ("let y = full([-5, 2], 1.0)[::2]", Err("E0505")),
+    ("print((-9223372036854775807 - 1) // -1)", Err("E0505")),
+    ("print((-9223372036854775807 - 1) % -1)", Ok("0")),
+    (
+        "print((ones(3)[::9223372036854775807] + ones(2)).shape)",
+        Ok("[2]"),
+    ),
+    (
+        "print(ones(3)[-9223372036854775807 - 1:9223372036854775807].shape)",
+        Ok("[3]"),
+    ),
+    (
+        "print(len((-9223372036854775807 - 1) .. 9223372036854775807))",
+        Err("E0505"),
+    ),
+    (
+        "print(len(0 .. 9223372036854775807))",
+        Ok("9223372036854775807"),
+    ),
+    (
+        "let w = ones(1, 1, 3, 3)\nprint(conv_matrix(w, [2**40, 2**40]))",
+        Err("E0503"),
+    ),
+];
+
+#[test]
+fn extreme_integers_check_without_panic_and_run_as_the_interpreter_says() {
+    for &(text, expected) in EXTREMES {
+        let source = SourceFile::new("extreme.cnn", text);
+        let errors = check_errors("extreme.cnn", text);
+        assert!(errors.is_empty(), "false positive {errors:?}\n{text}");
+        let t = cnn::run_captured(&source);
+        let codes: Vec<String> = t.problems.iter().filter_map(|p| p.code()).collect();
+        match expected {
+            Ok(out) => {
+                assert_eq!(t.exit_code, 0, "{text}\n{}", render(&t.problems));
+                assert_eq!(t.output.trim(), out, "{text}");
+            }
+            Err(code) => assert_eq!(codes, vec![code.to_string()], "{text}"),
+        }
+    }
+}

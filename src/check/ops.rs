@@ -19,10 +19,24 @@ fn int_op(op: BinOp, a: i64, b: i64) -> Option<i64> {
         BinOp::Add => a.checked_add(b),
         BinOp::Sub => a.checked_sub(b),
         BinOp::Mul => a.checked_mul(b),
+        // As the interpreter: `i64::MIN // -1` overflows (left unknown, the run reports
+        // it), `i64::MIN % -1` is 0.
         BinOp::FloorDiv if b != 0 => {
-            Some(a.div_euclid(b) - i64::from(b < 0 && a.rem_euclid(b) != 0))
+            let q = a.checked_div(b)?;
+            Some(if a % b != 0 && ((a % b < 0) != (b < 0)) {
+                q - 1
+            } else {
+                q
+            })
         }
-        BinOp::Mod if b != 0 => Some(((a % b) + b) % b),
+        BinOp::Mod if b != 0 => {
+            let r = a.checked_rem(b).unwrap_or(0);
+            Some(if r != 0 && ((r < 0) != (b < 0)) {
+                r + b
+            } else {
+                r
+            })
+        }
         _ => None,
     }
 }

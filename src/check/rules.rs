@@ -206,6 +206,11 @@ pub(super) fn pair(t: &Ty) -> Option<[i64; 2]> {
     }
 }
 
+/// A constant int that can be a size.
+fn nonneg(t: &Ty) -> Option<i64> {
+    t.as_int().filter(|d| *d >= 0)
+}
+
 pub(super) fn concrete_usize(shape: &[i64]) -> Vec<usize> {
     shape
         .iter()
@@ -395,11 +400,12 @@ impl Checker {
         match def.name {
             "zeros" | "ones" | "rand" | "randn" => {
                 let dims = match b.rest.as_slice() {
-                    [(Ty::List(Some(items)), _)] => items.iter().map(|t| t.as_int()).collect(),
+                    // A negative size is the run's error; its shape stays unknown.
+                    [(Ty::List(Some(items)), _)] => items.iter().map(|t| nonneg(t)).collect(),
                     [(Ty::List(None), _)] => None,
                     items => items
                         .iter()
-                        .map(|(t, _)| t.as_int())
+                        .map(|(t, _)| nonneg(t))
                         .collect::<Option<Vec<_>>>(),
                 };
                 let shape = dims.map(|d: Vec<i64>| d.into_iter().map(SymDim::constant).collect());
@@ -413,7 +419,7 @@ impl Checker {
                 let shape = match b.get(0) {
                     Some(Ty::List(Some(items))) => items
                         .iter()
-                        .map(|t| t.as_int().map(SymDim::constant))
+                        .map(|t| nonneg(t).map(SymDim::constant))
                         .collect(),
                     _ => None,
                 };
