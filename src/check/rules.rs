@@ -504,18 +504,15 @@ impl Checker {
             // other path, or a file that cannot be read, is unknown: the run reports it.
             "load_npy" => {
                 let shape = match b.get(0) {
-                    Some(Ty::Str(Some(path))) => std::fs::File::open(&**path)
-                        .ok()
-                        .and_then(|f| {
-                            crate::tensor::npy::read_header(&mut std::io::BufReader::new(f)).ok()
-                        })
-                        .filter(|h| crate::tensor::npy::Dtype::supported(&h.descr))
-                        .map(|h| {
-                            h.shape
-                                .iter()
-                                .map(|&d| SymDim::constant(d as i64))
-                                .collect()
-                        }),
+                    Some(Ty::Str(Some(path))) => crate::tensor::npy::file_header(
+                        std::path::Path::new(&**path),
+                    )
+                    .and_then(|h| {
+                        h.shape
+                            .iter()
+                            .map(|&d| i64::try_from(d).ok().map(SymDim::constant))
+                            .collect()
+                    }),
                     _ => None,
                 };
                 Ty::Tensor(TensorTy {
