@@ -319,6 +319,65 @@ fn load_npy_of_a_literal_path_has_the_file_shape() {
     assert_eq!(shapes, ["tensor [2, 3, 4]", "tensor"]);
 }
 
+/// An npy file with the header text `dict` (padded as numpy pads it) and `data` bytes.
+fn npy_file(dict: &str, data: &[u8]) -> Vec<u8> {
+    let mut header = dict.to_string();
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(header.as_bytes());
+    bytes.extend_from_slice(data);
+    bytes
+}
+
+/// The checker reads a shape only from a regular file whose header the run would accept and
+/// whose size fits it: never from a FIFO (which would block), never a shape no array has.
+#[test]
+fn load_npy_shapes_come_only_from_files_the_run_would_load() {
+    let dir = std::env::temp_dir().join(format!("cnn-check-npy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let dict =
+        |shape: &str| format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
+    let many = format!("({})", vec!["1"; 65].join(", "));
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("good.npy", npy_file(&dict("(2, 1)"), &[0; 8])),
+        ("many_dims.npy", npy_file(&dict(&many), &[0; 4])),
+        (
+            "huge_dim.npy",
+            npy_file(&dict("(9223372036854775808, 0)"), &[]),
+        ),
+        ("short.npy", npy_file(&dict("(2, 1)"), &[0; 4])),
+    ];
+    let mut text = String::new();
+    for (name, bytes) in &cases {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        text.push_str(&format!("let x = load_npy(\"{}\")\n", path.display()));
+    }
+    let fifo = dir.join("fifo.npy");
+    let _ = std::fs::remove_file(&fifo);
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    assert!(made.is_ok_and(|s| s.success()), "mkfifo {}", fifo.display());
+    text.push_str(&format!("let x = load_npy(\"{}\")\n", fifo.display()));
+    let source = SourceFile::new("npy.cnn", text.clone());
+    let program = cnn::syntax::parse(&source).unwrap();
+    let found = cnn::check::check_program(&program);
+    assert!(found.errors.is_empty(), "{:?}", found.errors);
+    let shapes: Vec<String> = found.lets.iter().map(|(_, _, t)| t.to_string()).collect();
+    let expected = ["tensor [2, 1]", "tensor", "tensor", "tensor", "tensor"];
+    assert_eq!(shapes, expected, "{text}");
+    // The run refuses the same headers (E0502).
+    for (name, _) in &cases[1..3] {
+        let text = format!("let x = load_npy(\"{}\")\n", dir.join(name).display());
+        let t = cnn::run_captured(&SourceFile::new("npy.cnn", text.clone()));
+        let codes: Vec<String> = t.problems.iter().filter_map(|p| p.code()).collect();
+        assert_eq!(codes, ["E0502"], "{text}");
+    }
+}
+
 /// A field or method that does not exist is reported by the checker, with the run-time
 /// words; one that exists is not.
 #[test]
