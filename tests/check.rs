@@ -1409,6 +1409,40 @@ const EXTREMES: &[(&str, Result<&str, &str>)] = &[
         "let w = ones(1, 1, 3, 3)\nprint(conv_matrix(w, [2**40, 2**40]))",
         Err("E0503"),
     ),
+    (
+        "print(arange(-9223372036854775807, 9223372036854775807).shape)",
+        Err("E0503"),
+    ),
+    (
+        "print(ones(5).reshape(4611686018427387904, -4611686018427387904).shape)",
+        Err("E0505"),
+    ),
+    (
+        "print(ones(5).reshape(4611686018427387904, 4611686018427387904).numel())",
+        Err("E0308"),
+    ),
+    (
+        "print(pixel_shuffle(randn(2, 3, 4, 4), 4611686018427387904).shape)",
+        Err("E0303"),
+    ),
+    (
+        "print((randn(2, 3, 4, 4) |> ConvTranspose2d(3, 2, 3, dilation=4611686018427387904)).shape)",
+        Err("E0311"),
+    ),
+    (
+        "print((randn(1, 1, 4, 4) |> Conv2d(1, 1, 3, padding=4611686018427387904)).shape)",
+        Err("E0311"),
+    ),
+    // The help lists the groups that would fit without counting to 2**62.
+    ("print(Conv2d(3, 2**62, 3, groups=5))", Err("E0311")),
+    (
+        "print(ones(0, 4611686018427387904, 4611686018427387904).shape)",
+        Err("E0503"),
+    ),
+    (
+        "net M {\n    input y: [2**62, -2**62, 4, 4]\n    return y |> MaxPool2d(2**62)\n}\nprint(M()(randn(2, 3, 4, 4)).shape)",
+        Err("E0315"),
+    ),
 ];
 
 #[test]

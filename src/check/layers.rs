@@ -82,7 +82,7 @@ fn window(l: &LayerTy) -> Option<Window> {
         Ty::Str(Some(p)) if l.kind == "Conv2d" && &*p == "valid" => ([0, 0], false),
         _ => (l.pair("padding")?, false),
     };
-    Some(Window {
+    let w = Window {
         op,
         kernel: l.pair("kernel_size")?,
         stride,
@@ -99,7 +99,12 @@ fn window(l: &LayerTy) -> Option<Window> {
         },
         ceil_mode,
         same,
-    })
+    };
+    // Beyond the run's bound on these numbers the size formulas would overflow; the run
+    // reports them (E0311), and the shape stays unknown here.
+    let bound = crate::builtins::spatial::LARGEST_ARGUMENT;
+    let numbers = [w.kernel, w.stride, w.padding, w.dilation, w.output_padding];
+    numbers.iter().flatten().all(|&v| v <= bound).then_some(w)
 }
 
 /// E0311 for a configuration the engine rejects, worded as the run-time diagnostic is
@@ -384,14 +389,13 @@ impl Checker {
                     if l.kind == "PixelShuffle"
                         && let (Some(c), Some(r)) =
                             (shape[1].as_const(), l.int("upscale_factor"))
-                        && r > 0
-                        && c % (r * r) != 0 =>
+                        && let Some(r2) = r.checked_mul(r).filter(|_| r > 0)
+                        && c % r2 != 0 =>
                 {
                     let d = TensorDiagnostic::new(
                         TensorCode::ChannelMismatch,
                         format!(
-                            "pixel_shuffle: {c} channels are not divisible by upscale_factor^2 = {}",
-                            r * r
+                            "pixel_shuffle: {c} channels are not divisible by upscale_factor^2 = {r2}"
                         ),
                         span,
                         "channels do not fit",

@@ -395,7 +395,9 @@ impl Checker {
                 field: t.field.clone(),
             }),
             "item" => Ty::Float,
-            "numel" => Ty::Int(concrete(shape).map(|s| s.iter().product())),
+            "numel" => Ty::Int(
+                concrete(shape).and_then(|s| s.iter().try_fold(1i64, |a, &d| a.checked_mul(d))),
+            ),
             "unsqueeze" | "squeeze" | "transpose" | "t"
                 if m != "squeeze" || b.slots.first().is_some_and(|s| s.is_some()) =>
             {
@@ -470,17 +472,24 @@ impl Checker {
                 let Some(s) = concrete(shape) else {
                     return unknown;
                 };
-                let numel: i64 = s.iter().product();
-                let known: i64 = req.iter().filter(|&&d| d != -1).product();
+                if req.iter().any(|&d| d < -1) {
+                    return unknown;
+                }
+                // A product beyond 64 bits cannot be the element count: the run says so.
+                let product = |dims: &[i64]| {
+                    dims.iter()
+                        .filter(|&&d| d != -1)
+                        .try_fold(1i64, |acc, &d| acc.checked_mul(d))
+                };
+                let (Some(numel), Some(known)) = (product(&s), product(&req)) else {
+                    return unknown;
+                };
                 let infer = req.iter().filter(|&&d| d == -1).count();
                 let ok = match infer {
                     0 => known == numel,
                     1 => known > 0 && numel % known == 0,
                     _ => return unknown,
                 };
-                if req.iter().any(|&d| d < -1) {
-                    return unknown;
-                }
                 if !ok {
                     let op = if m == "view" { "view" } else { "reshape" };
                     self.tensor_error(

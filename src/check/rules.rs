@@ -449,12 +449,14 @@ impl Checker {
                     (Some(start), Some(Ty::Int(Some(end))), Some(Ty::Int(Some(step))))
                         if *step != 0 =>
                     {
-                        let n = end - start;
-                        Some(if (n > 0) == (*step > 0) {
+                        // In 128 bits: `arange(-2**63, 2**63 - 1)` spans more than 64.
+                        let (n, step) = (i128::from(*end) - i128::from(start), i128::from(*step));
+                        i64::try_from(if (n > 0) == (step > 0) {
                             (n + step - step.signum()) / step
                         } else {
                             0
                         })
+                        .ok()
                     }
                     _ => None,
                 };

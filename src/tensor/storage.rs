@@ -254,12 +254,16 @@ pub fn checked_numel(op: &'static str, shape: &[usize]) -> Result<usize> {
         available: available_memory(),
     };
     let mut numel: u128 = 1;
+    // The span of the strides, as if every empty dim had size 1: an empty tensor of
+    // shape [0, 2**62, 2**62] has no strides that fit.
+    let mut extent: u128 = 1;
     for &size in shape {
         numel = numel.saturating_mul(size as u128);
+        extent = extent.saturating_mul(size.max(1) as u128);
     }
     let bytes = numel.saturating_mul(4);
-    if numel > usize::MAX as u128 / 4 {
-        return Err(too_large(bytes));
+    if numel > usize::MAX as u128 / 4 || extent > usize::MAX as u128 / 4 {
+        return Err(too_large(extent.saturating_mul(4)));
     }
     if bytes > CHECKED_ALLOCATION_BYTES && bytes > available_memory() as u128 {
         return Err(too_large(bytes));
