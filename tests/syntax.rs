@@ -1062,12 +1062,15 @@ fn check_and_run(text: String) {
     });
 }
 
-/// 300 programs per run by default; `FUZZ_CASES` raises it, as for the fuzzers above.
+/// 100 programs per run by default (a few seconds in a debug build); `FUZZ_CASES` raises
+/// it, as for the fuzzers above. A long run keeps overflow checks on in release:
+/// `CARGO_PROFILE_RELEASE_OVERFLOW_CHECKS=true FUZZ_CASES=1000000 cargo test --release
+/// --test syntax edge_programs`.
 fn edge_cases() -> u32 {
     std::env::var("FUZZ_CASES")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(300)
+        .unwrap_or(100)
 }
 
 proptest! {
