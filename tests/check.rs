@@ -985,6 +985,88 @@ proptest! {
     }
 }
 
+/// Layer arguments at the edges of 64 bits (no positive 2**31: a size the machine might
+/// actually allocate; the syntax fuzzer checks those without running them).
+const EDGE_ARGS: &[&str] = &[
+    "0",
+    "-1",
+    "-2147483648",
+    "4611686018427387904",
+    "-4611686018427387904",
+    "9223372036854775807",
+    "(-9223372036854775807 - 1)",
+];
+
+fn edge_arg() -> impl Strategy<Value = String> {
+    prop_oneof![
+        2 => proptest::sample::select(EDGE_ARGS).prop_map(str::to_string),
+        3 => (1i64..=4).prop_map(|v| v.to_string()),
+    ]
+}
+
+/// Layers with any of their integer arguments at the edges, applied to a small input.
+fn edge_layer() -> impl Strategy<Value = String> {
+    (0usize..7, prop::collection::vec(edge_arg(), 5)).prop_map(|(which, v)| {
+        let l = match which {
+            0 => format!(
+                "Conv2d(3, {}, {}, stride={}, padding={}, dilation={})",
+                v[0], v[1], v[2], v[3], v[4]
+            ),
+            1 => format!(
+                "ConvTranspose2d(3, {}, {}, stride={}, padding={}, output_padding={})",
+                v[0], v[1], v[2], v[3], v[4]
+            ),
+            2 => format!("Conv2d(3, 3, 1, groups={})", v[0]),
+            3 => format!(
+                "MaxPool2d({}, stride={}, padding={}, dilation={})",
+                v[0], v[1], v[2], v[3]
+            ),
+            4 => format!("AvgPool2d([{}, {}], stride={})", v[0], v[1], v[2]),
+            5 => format!(
+                "Sequential(Flatten({}, {}), Linear(75, {}))",
+                v[0], v[1], v[2]
+            ),
+            _ => format!("PixelShuffle({})", v[0]),
+        };
+        format!("let x = randn(2, 3, 5, 5)\nlet y = {l}(x)\nprint(y.shape)\n")
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(300)
+    ))]
+
+    /// At the edges the checker may know less than the engine, never something else: any
+    /// error it reports is the one the run stops with (memory aside), and a shape it infers
+    /// is the run's.
+    #[test]
+    fn checker_is_sound_at_the_edges(script in edge_layer()) {
+        let source = SourceFile::new("edge.cnn", script.clone());
+        let (codes, predicted, engine) = cnn::on_big_stack(move || {
+            let (codes, last) = checker_view(&source);
+            (codes, predicted_shape(&last), engine_view(&source))
+        });
+        match engine {
+            Ok(out) => {
+                prop_assert!(codes.is_empty(), "false positive {codes:?}\n{script}");
+                if let Some(p) = predicted {
+                    prop_assert_eq!(out.trim(), p, "wrong shape\n{}", script);
+                }
+            }
+            // Memory (E0503) is the machine's, not the program's: the checker cannot know
+            // that a layer's weights will not fit, so its finding comes first there.
+            Err(code) if code == "E0503" => {}
+            Err(code) => {
+                prop_assert!(
+                    codes.is_empty() || codes == vec![code.clone()],
+                    "checker says {codes:?}, engine {code}\n{script}"
+                );
+            }
+        }
+    }
+}
+
 // ---- Nets: model calls, signatures, receptive fields (LANGUAGE.md §8, §9, §11) ----
 
 /// Each `let` of a script that checks clean, as `name : type`.

@@ -137,6 +137,29 @@ impl Checker {
             rest: b.rest.clone(),
             span,
         };
+        // Sizes the engine wants at least 1, refused as it refuses them (before any input).
+        for name in [
+            "in_channels",
+            "out_channels",
+            "in_features",
+            "out_features",
+            "num_features",
+            "upscale_factor",
+        ] {
+            if let Some(n) = layer.int(name).filter(|&n| n < 1) {
+                let d = TensorDiagnostic::new(
+                    TensorCode::InvalidConfig,
+                    format!(
+                        "argument `{name}` of `{}` must be at least 1, got {n}",
+                        def.name
+                    ),
+                    layer.at(name),
+                    "not positive",
+                );
+                self.error(CheckError::Shape(Box::new(d)));
+                return Ty::Unknown;
+            }
+        }
         if let Some(w) = window(&layer) {
             let mut errors = Vec::new();
             for axis in 0..2 {
