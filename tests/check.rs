@@ -322,7 +322,7 @@ fn load_npy_of_a_literal_path_has_the_file_shape() {
 /// An npy file with the header text `dict` (padded as numpy pads it) and `data` bytes.
 fn npy_file(dict: &str, data: &[u8]) -> Vec<u8> {
     let mut header = dict.to_string();
-    while (10 + header.len() + 1) % 64 != 0 {
+    while !(10 + header.len() + 1).is_multiple_of(64) {
         header.push(' ');
     }
     header.push('\n');

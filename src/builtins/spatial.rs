@@ -822,7 +822,7 @@ pub fn groups_help(groups: i64, in_channels: Option<i64>, out_channels: i64) -> 
     let (mut small, mut large) = (Vec::new(), Vec::new());
     let mut d: u64 = 1;
     while d <= 1 << 16 && d * d <= common {
-        if common % d == 0 {
+        if common.is_multiple_of(d) {
             small.push(d);
             if d * d != common {
                 large.push(common / d);

@@ -401,7 +401,7 @@ impl Checker {
             "zeros" | "ones" | "rand" | "randn" => {
                 let dims = match b.rest.as_slice() {
                     // A negative size is the run's error; its shape stays unknown.
-                    [(Ty::List(Some(items)), _)] => items.iter().map(|t| nonneg(t)).collect(),
+                    [(Ty::List(Some(items)), _)] => items.iter().map(nonneg).collect(),
                     [(Ty::List(None), _)] => None,
                     items => items
                         .iter()
