@@ -1,8 +1,10 @@
 //! The commands behind `cnn run`, `cnn check`, `cnn summary` and `cnn explain`: each reads its input,
 //! goes through the pipeline in `lib.rs`, writes what it found, and returns the exit code.
 
-use std::io::Write;
+use std::cell::RefCell;
+use std::io::{self, Write};
 use std::path::Path;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -22,6 +24,49 @@ pub const EXIT_RUNTIME: i32 = 2;
 pub const EXIT_USAGE: i32 = 64;
 /// Exit code: stopped by Ctrl-C (SIGINT), as a shell reports a process it interrupted.
 pub const EXIT_INTERRUPTED: i32 = 130;
+
+/// Exit code: the output could not be written (a full disk, a closed pipe).
+pub const EXIT_OUTPUT: i32 = 74;
+
+/// Standard output that remembers its first failed write, so that output lost to a full
+/// disk or a closed pipe ends the command with [`EXIT_OUTPUT`] rather than passing
+/// unnoticed (the program itself goes on: what it saves to files is not lost with it).
+#[derive(Clone, Default)]
+pub struct Stdout {
+    failed: Rc<RefCell<Option<io::Error>>>,
+}
+
+impl Stdout {
+    fn record<T>(&self, result: io::Result<T>) -> io::Result<T> {
+        if let Err(e) = &result {
+            self.failed
+                .borrow_mut()
+                .get_or_insert_with(|| io::Error::new(e.kind(), e.to_string()));
+        }
+        result
+    }
+
+    /// Flush, then `code`, or [`EXIT_OUTPUT`] (said on stderr) if any write failed.
+    pub fn finish(&self, code: i32) -> i32 {
+        let _ = self.record(io::stdout().flush());
+        match self.failed.borrow_mut().take() {
+            None => code,
+            Some(e) => {
+                eprintln!("error: cannot write the output: {e}");
+                EXIT_OUTPUT
+            }
+        }
+    }
+}
+
+impl Write for Stdout {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.record(io::stdout().write(buf))
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.record(io::stdout().flush())
+    }
+}
 
 fn emit(problems: &[Problem], format: Format) {
     if problems.is_empty() {
@@ -61,12 +106,16 @@ pub fn check_file(path: &Path, format: Format, shapes: bool) -> i32 {
     if shapes {
         let mut lets: Vec<_> = lets.iter().collect();
         lets.sort_by_key(|(span, _, _)| span.start);
-        let mut out = std::io::stdout().lock();
+        let mut out = Stdout::default();
         for (span, name, ty) in lets {
             let (line, col) = source.line_col(span.start);
-            let _ = writeln!(out, "{line}:{col}  {name} : {}", type_for_shapes(ty));
+            if writeln!(out, "{line}:{col}  {name} : {}", type_for_shapes(ty)).is_err() {
+                break;
+            }
         }
-        let _ = out.flush();
+        if out.finish(EXIT_OK) == EXIT_OUTPUT {
+            return EXIT_OUTPUT;
+        }
     }
     match outcome {
         Ok(checked) => {
@@ -95,7 +144,8 @@ pub fn run_file(path: &Path, format: Format, no_check: bool, seed: Option<i64>) 
     if let Some(n) = seed {
         crate::tensor::seed(n as u64);
     }
-    let mut interpreter = Interpreter::new(Box::new(std::io::stdout()));
+    let stdout = Stdout::default();
+    let mut interpreter = Interpreter::new(Box::new(stdout.clone()));
     stop_on_ctrl_c(interpreter.interrupt_handle());
     // The checker's warnings come before anything the program prints.
     let program = if no_check {
@@ -107,9 +157,9 @@ pub fn run_file(path: &Path, format: Format, no_check: bool, seed: Option<i64>) 
         })
     };
     let outcome = program.and_then(|program| execute(&source, &mut interpreter, &program));
-    let _ = std::io::stdout().flush();
+    let _ = io::stdout().flush();
     emit(&take_warnings(&source, &mut interpreter), format);
-    exit_code(outcome.map(|_| ()), format)
+    stdout.finish(exit_code(outcome.map(|_| ()), format))
 }
 
 /// `cnn summary FILE NET [--input 1,3,32,32]`: check the file, run its `net` and `fn`
@@ -184,10 +234,10 @@ summary({net}(){input})
         )
     });
     program.stmts.extend(last);
-    let mut interpreter = Interpreter::new(Box::new(std::io::stdout()));
+    let stdout = Stdout::default();
+    let mut interpreter = Interpreter::new(Box::new(stdout.clone()));
     let outcome = execute(&source, &mut interpreter, &program);
-    let _ = std::io::stdout().flush();
-    exit_code(outcome.map(|_| ()), format)
+    stdout.finish(exit_code(outcome.map(|_| ()), format))
 }
 
 /// Ctrl-C while a script runs: the first raises `interrupt`, so the program stops at its
@@ -231,8 +281,9 @@ fn exit_code(outcome: Result<(), RunError>, format: Format) -> i32 {
 pub fn explain(code: &str) -> i32 {
     match crate::explain::explain(code) {
         Some(text) => {
-            println!("{}", text.trim_end());
-            EXIT_OK
+            let mut out = Stdout::default();
+            let _ = writeln!(out, "{}", text.trim_end());
+            out.finish(EXIT_OK)
         }
         None => {
             let known: Vec<&str> = crate::explain::codes().collect();

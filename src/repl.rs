@@ -20,7 +20,7 @@ use rustyline::history::DefaultHistory;
 use rustyline::validate::Validator;
 use rustyline::{Context, Editor, Helper};
 
-use crate::cli::{EXIT_CHECK, EXIT_OK, EXIT_USAGE};
+use crate::cli::{EXIT_CHECK, EXIT_OK, EXIT_OUTPUT, EXIT_USAGE};
 use crate::report::{Format, render_all};
 use crate::session::{Reply, Session};
 
@@ -176,7 +176,14 @@ fn evaluate(session: &mut Session, state: &SignalState, entry: &str) -> Reply {
     state.running.store(false, Ordering::SeqCst);
     let _ = std::io::stdout().flush();
     if !reply.output.is_empty() {
-        println!("{}", reply.output);
+        let mut out = std::io::stdout();
+        if writeln!(out, "{}", reply.output)
+            .and_then(|()| out.flush())
+            .is_err()
+        {
+            eprintln!("error: cannot write the output");
+            std::process::exit(EXIT_OUTPUT);
+        }
     }
     if !reply.problems.is_empty() {
         if reply

@@ -84,12 +84,30 @@ impl Problem {
                     .with_width(width)
                     .render_report(&mut out, self)
             }
-            Format::Json => JSONReportHandler::new().render_report(&mut out, self),
+            Format::Json => {
+                let mut raw = String::new();
+                let done = JSONReportHandler::new().render_report(&mut raw, self);
+                escape_controls(&raw, &mut out);
+                done
+            }
         };
         while out.ends_with('\n') {
             out.pop();
         }
         out
+    }
+}
+
+/// Copy miette's JSON, escaping as `\u00XX` the control characters it leaves raw (it escapes
+/// only newline, tab, carriage return, backspace and form feed), which strict JSON parsers
+/// reject. Its own syntax has none, so any control character left is inside a string.
+fn escape_controls(json: &str, out: &mut String) {
+    for c in json.chars() {
+        if c.is_ascii_control() && c != '\u{7f}' {
+            out.push_str(&format!("\\u{:04x}", c as u32));
+        } else {
+            out.push(c);
+        }
     }
 }
 

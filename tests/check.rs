@@ -319,6 +319,65 @@ fn load_npy_of_a_literal_path_has_the_file_shape() {
     assert_eq!(shapes, ["tensor [2, 3, 4]", "tensor"]);
 }
 
+/// An npy file with the header text `dict` (padded as numpy pads it) and `data` bytes.
+fn npy_file(dict: &str, data: &[u8]) -> Vec<u8> {
+    let mut header = dict.to_string();
+    while !(10 + header.len() + 1).is_multiple_of(64) {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(header.as_bytes());
+    bytes.extend_from_slice(data);
+    bytes
+}
+
+/// The checker reads a shape only from a regular file whose header the run would accept and
+/// whose size fits it: never from a FIFO (which would block), never a shape no array has.
+#[test]
+fn load_npy_shapes_come_only_from_files_the_run_would_load() {
+    let dir = std::env::temp_dir().join(format!("cnn-check-npy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let dict =
+        |shape: &str| format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
+    let many = format!("({})", vec!["1"; 65].join(", "));
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("good.npy", npy_file(&dict("(2, 1)"), &[0; 8])),
+        ("many_dims.npy", npy_file(&dict(&many), &[0; 4])),
+        (
+            "huge_dim.npy",
+            npy_file(&dict("(9223372036854775808, 0)"), &[]),
+        ),
+        ("short.npy", npy_file(&dict("(2, 1)"), &[0; 4])),
+    ];
+    let mut text = String::new();
+    for (name, bytes) in &cases {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        text.push_str(&format!("let x = load_npy(\"{}\")\n", path.display()));
+    }
+    let fifo = dir.join("fifo.npy");
+    let _ = std::fs::remove_file(&fifo);
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    assert!(made.is_ok_and(|s| s.success()), "mkfifo {}", fifo.display());
+    text.push_str(&format!("let x = load_npy(\"{}\")\n", fifo.display()));
+    let source = SourceFile::new("npy.cnn", text.clone());
+    let program = cnn::syntax::parse(&source).unwrap();
+    let found = cnn::check::check_program(&program);
+    assert!(found.errors.is_empty(), "{:?}", found.errors);
+    let shapes: Vec<String> = found.lets.iter().map(|(_, _, t)| t.to_string()).collect();
+    let expected = ["tensor [2, 1]", "tensor", "tensor", "tensor", "tensor"];
+    assert_eq!(shapes, expected, "{text}");
+    // The run refuses the same headers (E0502).
+    for (name, _) in &cases[1..3] {
+        let text = format!("let x = load_npy(\"{}\")\n", dir.join(name).display());
+        let t = cnn::run_captured(&SourceFile::new("npy.cnn", text.clone()));
+        let codes: Vec<String> = t.problems.iter().filter_map(|p| p.code()).collect();
+        assert_eq!(codes, ["E0502"], "{text}");
+    }
+}
+
 /// A field or method that does not exist is reported by the checker, with the run-time
 /// words; one that exists is not.
 #[test]
@@ -923,6 +982,88 @@ proptest! {
             inferred_layers(), annotated(), functional_conv(), functional_pool(), functional_other()
         ]) {
         differential(script)?;
+    }
+}
+
+/// Layer arguments at the edges of 64 bits (no positive 2**31: a size the machine might
+/// actually allocate; the syntax fuzzer checks those without running them).
+const EDGE_ARGS: &[&str] = &[
+    "0",
+    "-1",
+    "-2147483648",
+    "4611686018427387904",
+    "-4611686018427387904",
+    "9223372036854775807",
+    "(-9223372036854775807 - 1)",
+];
+
+fn edge_arg() -> impl Strategy<Value = String> {
+    prop_oneof![
+        2 => proptest::sample::select(EDGE_ARGS).prop_map(str::to_string),
+        3 => (1i64..=4).prop_map(|v| v.to_string()),
+    ]
+}
+
+/// Layers with any of their integer arguments at the edges, applied to a small input.
+fn edge_layer() -> impl Strategy<Value = String> {
+    (0usize..7, prop::collection::vec(edge_arg(), 5)).prop_map(|(which, v)| {
+        let l = match which {
+            0 => format!(
+                "Conv2d(3, {}, {}, stride={}, padding={}, dilation={})",
+                v[0], v[1], v[2], v[3], v[4]
+            ),
+            1 => format!(
+                "ConvTranspose2d(3, {}, {}, stride={}, padding={}, output_padding={})",
+                v[0], v[1], v[2], v[3], v[4]
+            ),
+            2 => format!("Conv2d(3, 3, 1, groups={})", v[0]),
+            3 => format!(
+                "MaxPool2d({}, stride={}, padding={}, dilation={})",
+                v[0], v[1], v[2], v[3]
+            ),
+            4 => format!("AvgPool2d([{}, {}], stride={})", v[0], v[1], v[2]),
+            5 => format!(
+                "Sequential(Flatten({}, {}), Linear(75, {}))",
+                v[0], v[1], v[2]
+            ),
+            _ => format!("PixelShuffle({})", v[0]),
+        };
+        format!("let x = randn(2, 3, 5, 5)\nlet y = {l}(x)\nprint(y.shape)\n")
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(300)
+    ))]
+
+    /// At the edges the checker may know less than the engine, never something else: any
+    /// error it reports is the one the run stops with (memory aside), and a shape it infers
+    /// is the run's.
+    #[test]
+    fn checker_is_sound_at_the_edges(script in edge_layer()) {
+        let source = SourceFile::new("edge.cnn", script.clone());
+        let (codes, predicted, engine) = cnn::on_big_stack(move || {
+            let (codes, last) = checker_view(&source);
+            (codes, predicted_shape(&last), engine_view(&source))
+        });
+        match engine {
+            Ok(out) => {
+                prop_assert!(codes.is_empty(), "false positive {codes:?}\n{script}");
+                if let Some(p) = predicted {
+                    prop_assert_eq!(out.trim(), p, "wrong shape\n{}", script);
+                }
+            }
+            // Memory (E0503) is the machine's, not the program's: the checker cannot know
+            // that a layer's weights will not fit, so its finding comes first there.
+            Err(code) if code == "E0503" => {}
+            Err(code) => {
+                prop_assert!(
+                    codes.is_empty() || codes == vec![code.clone()],
+                    "checker says {codes:?}, engine {code}\n{script}"
+                );
+            }
+        }
     }
 }
 
@@ -1647,5 +1788,89 @@ proptest! {
     #[test]
     fn checker_and_engine_agree_on_programs(choices in choices()) {
         programs_agree(choices)?;
+    }
+}
+
+// ---- Extreme integers: the checker never panics nor wraps, the run reports ----
+
+/// Scripts at the limits of 64-bit ints and sizes: the checker finds nothing it cannot prove
+/// (no panic, no false error from wrapped arithmetic), and the run gives the interpreter's
+/// diagnostic (`None`: the run succeeds and prints the text given).
+const EXTREMES: &[(&str, Result<&str, &str>)] = &[
+    ("let y = ones(-5)[1:]", Err("E0505")),
+    ("let y = full([-5, 2], 1.0)[::2]", Err("E0505")),
+    ("print((-9223372036854775807 - 1) // -1)", Err("E0505")),
+    ("print((-9223372036854775807 - 1) % -1)", Ok("0")),
+    (
+        "print((ones(3)[::9223372036854775807] + ones(2)).shape)",
+        Ok("[2]"),
+    ),
+    (
+        "print(ones(3)[-9223372036854775807 - 1:9223372036854775807].shape)",
+        Ok("[3]"),
+    ),
+    (
+        "print(len((-9223372036854775807 - 1) .. 9223372036854775807))",
+        Err("E0505"),
+    ),
+    (
+        "print(len(0 .. 9223372036854775807))",
+        Ok("9223372036854775807"),
+    ),
+    (
+        "let w = ones(1, 1, 3, 3)\nprint(conv_matrix(w, [2**40, 2**40]))",
+        Err("E0503"),
+    ),
+    (
+        "print(arange(-9223372036854775807, 9223372036854775807).shape)",
+        Err("E0503"),
+    ),
+    (
+        "print(ones(5).reshape(4611686018427387904, -4611686018427387904).shape)",
+        Err("E0505"),
+    ),
+    (
+        "print(ones(5).reshape(4611686018427387904, 4611686018427387904).numel())",
+        Err("E0308"),
+    ),
+    (
+        "print(pixel_shuffle(randn(2, 3, 4, 4), 4611686018427387904).shape)",
+        Err("E0303"),
+    ),
+    (
+        "print((randn(2, 3, 4, 4) |> ConvTranspose2d(3, 2, 3, dilation=4611686018427387904)).shape)",
+        Err("E0311"),
+    ),
+    (
+        "print((randn(1, 1, 4, 4) |> Conv2d(1, 1, 3, padding=4611686018427387904)).shape)",
+        Err("E0311"),
+    ),
+    // The help lists the groups that would fit without counting to 2**62.
+    ("print(Conv2d(3, 2**62, 3, groups=5))", Err("E0311")),
+    (
+        "print(ones(0, 4611686018427387904, 4611686018427387904).shape)",
+        Err("E0503"),
+    ),
+    (
+        "net M {\n    input y: [2**62, -2**62, 4, 4]\n    return y |> MaxPool2d(2**62)\n}\nprint(M()(randn(2, 3, 4, 4)).shape)",
+        Err("E0315"),
+    ),
+];
+
+#[test]
+fn extreme_integers_check_without_panic_and_run_as_the_interpreter_says() {
+    for &(text, expected) in EXTREMES {
+        let source = SourceFile::new("extreme.cnn", text);
+        let errors = check_errors("extreme.cnn", text);
+        assert!(errors.is_empty(), "false positive {errors:?}\n{text}");
+        let t = cnn::run_captured(&source);
+        let codes: Vec<String> = t.problems.iter().filter_map(|p| p.code()).collect();
+        match expected {
+            Ok(out) => {
+                assert_eq!(t.exit_code, 0, "{text}\n{}", render(&t.problems));
+                assert_eq!(t.output.trim(), out, "{text}");
+            }
+            Err(code) => assert_eq!(codes, vec![code.to_string()], "{text}"),
+        }
     }
 }

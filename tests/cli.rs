@@ -618,3 +618,94 @@ fn an_allocation_the_system_refuses_is_e0503_not_an_abort() {
     assert_eq!(o.status.code(), Some(2), "{:?}\n{err}", o.status);
     assert!(err.contains("E0503") && err.contains("linspace"), "{err}");
 }
+
+/// Every control character, in a script's file name and in a string literal that ends up
+/// in a message, gives JSON reports a strict parser reads; a raw NUL in a path is E0501.
+#[test]
+fn json_reports_escape_every_control_character() {
+    let dir = std::env::temp_dir().join(format!("cnn-cli-{}-controls", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for byte in 0u8..32 {
+        let c = char::from(byte);
+        // A file name cannot hold NUL or a newline would end the literal: those go only
+        // through one of the two routes.
+        let name = if byte == 0 {
+            "nul.cnn".to_string()
+        } else {
+            format!("s{c}t.cnn")
+        };
+        let literal = if byte == b'\n' {
+            "a".to_string()
+        } else {
+            format!("a{c}b")
+        };
+        let path = dir.join(&name);
+        std::fs::write(
+            &path,
+            format!("print(q)\nlet x = load_npy(\"{literal}.npy\")\n"),
+        )
+        .unwrap();
+        let p = path.to_str().unwrap();
+        let check = cnn(&["check", "--format", "json", p]);
+        let run = cnn(&["run", "--no-check", "--format", "json", p]);
+        for (o, code) in [(&check, "E0201"), (&run, "E0201")] {
+            let reports = json_reports(o);
+            assert_eq!(reports.len(), 1, "byte {byte}: {}", stderr(o));
+            assert_eq!(reports[0]["code"], code, "byte {byte}");
+            assert_eq!(reports[0]["filename"], p, "byte {byte}");
+        }
+        std::fs::write(&path, format!("let x = load_npy(\"{literal}.npy\")\n")).unwrap();
+        let run = cnn(&["run", "--format", "json", p]);
+        let reports = json_reports(&run);
+        assert_eq!(reports.len(), 1, "byte {byte}: {}", stderr(&run));
+        assert_eq!(reports[0]["code"], "E0501", "byte {byte}");
+        let message = reports[0]["message"].as_str().unwrap();
+        assert!(message.contains(&format!("`{literal}.npy`")), "{message:?}");
+    }
+}
+
+/// Output that cannot be written (`/dev/full`) is exit 74 with a message, never a panic
+/// nor a silent success.
+#[cfg(target_os = "linux")]
+#[test]
+fn output_that_cannot_be_written_exits_74() {
+    let p = script("full", "let x = 1\nprint(x)\n");
+    let net = script(
+        "full_net",
+        "net N {\n    input x: [N, 1, 4, 4]\n    return x |> Conv2d(1, 2, 3)\n}\n",
+    );
+    let p = p.to_str().unwrap();
+    let net = net.to_str().unwrap();
+    let commands: [&[&str]; 5] = [
+        &["explain", "E0302"],
+        &["run", p],
+        &["check", "--shapes", p],
+        &["summary", net, "N"],
+        &["repl"],
+    ];
+    for args in commands {
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cnn"))
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(full)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().unwrap();
+            let _ = stdin.write_all(b"1 + 1\n");
+        }
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(o.status.code(), Some(74), "{args:?}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("cannot write the output"),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+    }
+}

@@ -485,6 +485,39 @@ fn loading_a_checkpoint_that_does_not_fit_names_what_differs() {
     assert_eq!(code, "E0501");
 }
 
+/// A safetensors file as bytes: the header JSON as given, then `data`.
+fn safetensors_bytes(header: &str, data: &[u8]) -> Vec<u8> {
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(header.as_bytes());
+    bytes.extend_from_slice(data);
+    bytes
+}
+
+#[test]
+fn a_checkpoint_naming_a_tensor_twice_is_refused() {
+    let weight = r#""dtype":"F32","shape":[1,1],"data_offsets":[0,4]"#;
+    let bias = r#""bias":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}"#;
+    let data: Vec<u8> = [2.0f32, 3.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+    // Each key once: it loads.
+    let good = temp("once.safetensors");
+    let header = format!("{{\"weight\":{{{weight}}},{bias}}}");
+    std::fs::write(&good, safetensors_bytes(&header, &data)).unwrap();
+    let g = good.to_str().unwrap();
+    ok(&format!(
+        "let l = Linear(1, 1)\nl.load(\"{g}\")\nassert l.parameters()[0].item() == 2.0\n"
+    ));
+    // The same key twice, even with an escape spelling it differently: E0502.
+    for twice in ["weight", "\\u0077eight"] {
+        let path = temp("twice.safetensors");
+        let header = format!("{{\"weight\":{{{weight}}},\"{twice}\":{{{weight}}},{bias}}}");
+        std::fs::write(&path, safetensors_bytes(&header, &data)).unwrap();
+        let p = path.to_str().unwrap();
+        let (code, err) = fails(&format!("Linear(1, 1).load(\"{p}\")\n"));
+        assert_eq!(code, "E0502", "{err}");
+        assert!(err.to_string().contains("`weight` twice"), "{err}");
+    }
+}
+
 #[test]
 fn a_traced_forward_lists_each_layer_application_with_shapes() {
     let mut s = Session::new();

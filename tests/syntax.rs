@@ -739,6 +739,16 @@ const SOUP: &[&str] = &[
     "3.",
     "1e-3",
     "99999999999999999999",
+    "0",
+    "-1",
+    "2147483648",
+    "4611686018427387904",
+    "9223372036854775807",
+    "9223372036854775808",
+    "\"\u{0}\u{1}\u{1f}\"",
+    "\u{0}",
+    "\u{1}",
+    "\u{1b}",
     "\"s\"",
     "\"\\q\"",
     "\"",
@@ -827,13 +837,267 @@ fn check_soup(text: &str) {
     let source = SourceFile::new("fuzz.cnn", text);
     if let Err(problems) = cnn::check(&source) {
         assert!(!problems.is_empty());
-        for format in [
-            cnn::report::Format::Plain { width: 80 },
-            cnn::report::Format::Json,
-        ] {
-            assert!(!cnn::report::render_all(&problems, format).is_empty());
+        assert_renders(&problems, text);
+    }
+}
+
+/// Every problem renders for people and as JSON, one report per line that a strict JSON
+/// parser reads.
+fn assert_renders(problems: &[cnn::report::Problem], text: &str) {
+    let plain = cnn::report::render_all(problems, cnn::report::Format::Plain { width: 80 });
+    assert!(!plain.is_empty());
+    let json = cnn::report::render_all(problems, cnn::report::Format::Json);
+    assert_eq!(json.lines().count(), problems.len(), "{text:?}\n{json}");
+    for line in json.lines() {
+        if let Err(e) = serde_json::from_str::<serde_json::Value>(line) {
+            panic!("invalid JSON ({e}) for {text:?}:\n{line}");
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Programs at the edges: extreme integers in every integer position, negative and huge
+// sizes, control characters in strings and paths, through the checker, the interpreter
+// without the checker, and both renderers.
+
+/// Ints at the edges of 64 bits and around 0 and 1, as a program writes them (`i64::MIN`
+/// has no literal; `2**63` and `9223372036854775808` overflow).
+const EDGE_INTS: &[&str] = &[
+    "0",
+    "1",
+    "-1",
+    "2",
+    "-2",
+    "3",
+    "2147483648",
+    "-2147483648",
+    "2147483647",
+    "-2147483649",
+    "2**31",
+    "-2**31",
+    "4611686018427387904",
+    "-4611686018427387904",
+    "2**62",
+    "-2**62",
+    "9223372036854775807",
+    "-9223372036854775807",
+    "(-9223372036854775807 - 1)",
+    "9223372036854775808",
+    "2**63",
+    "-2**63",
+];
+
+fn edge_int() -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => proptest::sample::select(EDGE_INTS).prop_map(str::to_string),
+        2 => (-3i64..8).prop_map(|v| v.to_string()),
+        1 => any::<i64>().prop_map(|v| v.to_string()),
+    ]
+}
+
+/// A string literal holding control characters (raw: a raw newline ends the literal, an
+/// E0103), quotes and backslashes (escaped), and path-like text.
+fn edge_string() -> impl Strategy<Value = String> {
+    let piece = prop_oneof![
+        (0u8..32).prop_map(|b| char::from(b).to_string()),
+        proptest::sample::select(
+            &[
+                "a", "/", ".", "é", "\\\"", "\\\\", "\\n", "x.npy", "/tmp/", "\u{7f}"
+            ][..]
+        )
+        .prop_map(str::to_string),
+    ];
+    proptest::collection::vec(piece, 0..6).prop_map(|p| format!("\"{}\"", p.concat()))
+}
+
+/// Statements with holes: `I` an int, `S` a string. `x` is a [2, 3, 4, 4] tensor and `v`
+/// a [5] one. Nothing here writes a file or loops over a range of the holes.
+const EDGE_TEMPLATES: &[&str] = &[
+    "print(ones(I))",
+    "print(zeros(I, I).shape)",
+    "print(randn(I, I, I).shape)",
+    "print(rand([I, I]).shape)",
+    "print(full([I, I], 1.5).shape)",
+    "print(arange(I, I).shape)",
+    "print(arange(I, I, I).shape)",
+    "print(linspace(0, 1, I).shape)",
+    "print(eye(I).shape)",
+    "print(randint(I, I, [I]).shape)",
+    "print(I + I, I - I, I * I)",
+    "print(I // I, I % I)",
+    "print(I / I, I ** I, -I)",
+    "print(I < I, I == I)",
+    "print(round(1.5, I), abs(I), str(I))",
+    "print(len(I .. I), len(range(I)))",
+    "print((I .. I)[I])",
+    "print(v[I])",
+    "print(v[I:I].shape)",
+    "print(v[I:I:I].shape)",
+    "print(v[::I] + ones(2))",
+    "print(x[I, I:I].shape)",
+    "print(x[:, I, ::I].shape)",
+    "print([1, 2, 3][I], [1, 2, 3][I:I:I])",
+    "print(\"abcd\"[I], \"abcd\"[I:I:I])",
+    "print(v.reshape(I, I).shape)",
+    "print(x.view(I, -1).shape)",
+    "print(v.unsqueeze(I).shape)",
+    "print(x.squeeze(I).shape)",
+    "print(x.transpose(I, I).shape)",
+    "print(x.permute(I, I, I, I).shape)",
+    "print(x.flatten(I, I).shape)",
+    "print(v.expand(I, I).shape)",
+    "print(ones(1).expand(I).sum())",
+    "print(x.sum(I).shape, x.mean(dim=I).shape)",
+    "print(x.max(I), x.argmax(I))",
+    "print(x.softmax(I).shape, x.log_softmax(I).shape)",
+    "print(x.size(I), v.numel())",
+    "print(x.clamp(I, I).sum())",
+    "print(cat([x, x], I).shape, stack([v, v], I).shape)",
+    "print(x.normal_(I, I).shape)",
+    "print(v.tolist())",
+    "print((x |> Conv2d(3, I, I)).shape)",
+    "print((x |> Conv2d(I, 2, 3, stride=I, padding=I, dilation=I, groups=I)).shape)",
+    "print((x |> Conv2d(3, 3, [I, I], padding=[I, I])).shape)",
+    "print((x |> ConvTranspose2d(3, 2, I, stride=I, padding=I, output_padding=I)).shape)",
+    "print((x |> ConvTranspose2d(3, I, 3, dilation=I, groups=I)).shape)",
+    "print((x |> MaxPool2d(I, stride=I, padding=I)).shape)",
+    "print((x |> AvgPool2d(I, stride=I)).shape)",
+    "print((x |> BatchNorm2d(I)).shape)",
+    "print((v |> Linear(I, I)).shape)",
+    "print((v |> Linear(5, I)).shape)",
+    "print((x |> Flatten(I, I)).shape)",
+    "print((x |> PixelShuffle(I)).shape)",
+    "print((x |> Upsample(scale_factor=I)).shape)",
+    "print((x |> Dropout(I)).shape)",
+    "print((x |> Softmax(I)).shape)",
+    "print(interpolate(x, size=[I, I]).shape)",
+    "print(conv2d(x, randn(2, 3, 3, 3), stride=I, padding=I).shape)",
+    "print(max_pool2d(x, I).shape, avg_pool2d(x, I, padding=I).shape)",
+    "print(pixel_shuffle(x, I).shape)",
+    "print(conv_matrix(randn(1, 1, 3, 3), [I, I]).shape)",
+    "print(conv_matrix(randn(1, 1, 3, 3), [3, 3], stride=I, padding=I, dilation=I).shape)",
+    "print(receptive_field(Sequential(Conv2d(3, 2, I, stride=I), MaxPool2d(I))))",
+    "print(parameter_count(Conv2d(3, I, I)))",
+    "summary(Sequential(Conv2d(3, 2, I)), [I, 3, 4, 4])",
+    "let y: [I, 3, 4, 4] = x",
+    "let y: [N, I, H, W] = x |> Conv2d(3, I, 1)",
+    "net N(k=I) {\n    input y: [B, 3, H, W]\n    return y |> Conv2d(3, 2, k, padding=I)\n}\nprint(N()(x).shape)",
+    "net M {\n    input y: [I, I, 4, 4]\n    return y |> MaxPool2d(I)\n}\nlet m = M()\nprint(m(x).shape)",
+    "fn f(a, b=I) { return a * b }\nprint(f(I))",
+    "seed(I)",
+    "print(load_npy(S).shape)",
+    "print(load_npy(S + S))",
+    "Linear(1, 1).load(S)",
+    "print(S, len(S), S + \"x\")",
+    "print(S + I)",
+    "print(S[I])",
+    "assert I == I, S",
+];
+
+/// One program: a prelude, then up to five statements with their holes filled.
+fn edge_program() -> impl Strategy<Value = String> {
+    (
+        proptest::collection::vec(0..EDGE_TEMPLATES.len(), 1..=5),
+        proptest::collection::vec(edge_int(), 16),
+        proptest::collection::vec(edge_string(), 4),
+    )
+        .prop_map(|(picks, ints, strings)| {
+            let mut text = String::from("let x = randn(2, 3, 4, 4)\nlet v = ones(5)\n");
+            let (mut i, mut s) = (ints.iter().cycle(), strings.iter().cycle());
+            for pick in picks {
+                for c in EDGE_TEMPLATES[pick].chars() {
+                    match c {
+                        'I' => text.push_str(i.next().unwrap()),
+                        'S' => text.push_str(s.next().unwrap()),
+                        c => text.push(c),
+                    }
+                }
+                text.push('\n');
+            }
+            text
+        })
+}
+
+/// Whether a run of `text` may allocate gigabytes: a size of 2**31 (8 GiB of float32) is
+/// refused only when the machine has less memory, and `arange(-2**31, 2**31)` has 2**32
+/// elements, so an int of that magnitude (either sign) leaves the program to the checker.
+/// Sizes from 2**40 up are always refused.
+fn too_heavy_to_run(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let mut at = 0;
+    while at < bytes.len() {
+        if bytes[at].is_ascii_digit() && (at == 0 || !bytes[at - 1].is_ascii_digit()) {
+            let end = bytes[at..]
+                .iter()
+                .position(|b| !b.is_ascii_digit())
+                .map_or(bytes.len(), |k| at + k);
+            let power = bytes.get(end..end + 2) == Some(b"**");
+            if !power
+                && let Ok(n) = text[at..end].parse::<u64>()
+                && (1 << 24..1 << 40).contains(&n)
+            {
+                return true;
+            }
+            at = end;
+        } else {
+            at += 1;
+        }
+    }
+    text.contains("2**31")
+}
+
+/// `cnn check` and `cnn run --no-check` on `text`: no panic, every report renders, JSON
+/// lines parse.
+fn check_and_run(text: String) {
+    cnn::on_big_stack(move || {
+        check_soup(&text);
+        let source = SourceFile::new("edge\u{1}.cnn", text.as_str());
+        let Ok(program) = cnn::parse(&source) else {
+            return;
+        };
+        if too_heavy_to_run(&text) {
+            return;
+        }
+        let mut interpreter = cnn::eval::Interpreter::new(Box::new(std::io::sink()));
+        let mut problems = match cnn::execute(&source, &mut interpreter, &program) {
+            Err(cnn::RunError::Runtime(p)) => vec![p],
+            Err(cnn::RunError::Check(found)) => found,
+            Ok(_) => Vec::new(),
+        };
+        problems.extend(cnn::take_warnings(&source, &mut interpreter));
+        if !problems.is_empty() {
+            assert_renders(&problems, &text);
+        }
+    });
+}
+
+/// 100 programs per run by default (a few seconds in a debug build); `FUZZ_CASES` raises
+/// it, as for the fuzzers above. A long run keeps overflow checks on in release:
+/// `CARGO_PROFILE_RELEASE_OVERFLOW_CHECKS=true FUZZ_CASES=1000000 cargo test --release
+/// --test syntax edge_programs`.
+fn edge_cases() -> u32 {
+    std::env::var("FUZZ_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(100)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(edge_cases()))]
+
+    #[test]
+    fn edge_programs_never_panic(text in edge_program()) {
+        check_and_run(text);
+    }
+}
+
+#[test]
+fn the_edge_fuzzer_skips_runs_only_of_gigabyte_ints() {
+    assert!(too_heavy_to_run("ones(2147483648)"));
+    assert!(too_heavy_to_run("ones(2**31)"));
+    assert!(too_heavy_to_run("arange(-2147483648, 3)"));
+    assert!(!too_heavy_to_run("ones(-9223372036854775807, 2**62, 3)"));
+    assert!(!too_heavy_to_run("ones(4611686018427387904, -2**62, 3)"));
 }
 
 #[test]

@@ -2142,9 +2142,10 @@ fn stateless_layers_and_functions_match_pytorch_in_the_language() {
             Layer::Act(Act::Silu) => ("SiLU()".into(), "silu(x)".into()),
             Layer::Act(Act::Hardswish) => ("Hardswish()".into(), "hardswish(x)".into()),
             Layer::Act(Act::Hardsigmoid) => ("Hardsigmoid()".into(), "hardsigmoid(x)".into()),
-            Layer::Act(Act::Elu(alpha)) => {
-                (format!("ELU(alpha={alpha:?})"), format!("elu(x, {alpha:?})"))
-            }
+            Layer::Act(Act::Elu(alpha)) => (
+                format!("ELU(alpha={alpha:?})"),
+                format!("elu(x, {alpha:?})"),
+            ),
             Layer::AdaptiveAvg(size) => (
                 format!("AdaptiveAvgPool2d({})", pair(size)),
                 format!("adaptive_avg_pool2d(x, {})", pair(size)),
@@ -2173,7 +2174,11 @@ fn stateless_layers_and_functions_match_pytorch_in_the_language() {
             assert_eq!(code, 0, "{script}\n{output}");
             let lines: Vec<&str> = output.lines().collect();
             assert_pytorch(&parse_list(lines[0]), case.y, &call);
-            assert_pytorch(&parse_list(lines[1]), case.x_grad, &format!("{call} x grad"));
+            assert_pytorch(
+                &parse_list(lines[1]),
+                case.x_grad,
+                &format!("{call} x grad"),
+            );
         }
     }
 }

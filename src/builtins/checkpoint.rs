@@ -106,6 +106,17 @@ pub fn load(interp: &mut Interpreter, args: &Args, layer: &Layer) -> EvalResult<
             ),
         )
     })?;
+    // The header is JSON, whose parser keeps the last of two equal keys: a file naming a
+    // tensor twice is ambiguous, so it is refused rather than read one way.
+    if let Some(name) = duplicate_key(&bytes) {
+        return Err(invalid(
+            format!("`{path}` is not a valid safetensors file: it names `{name}` twice"),
+            span,
+            Some(
+                "save checkpoints with `model.save(path)` or `safetensors.torch.save_file`".into(),
+            ),
+        ));
+    }
     let expected = layer.state_dict();
     if expected.is_empty() && layer.model().is_some_and(|m| !m.is_built()) {
         return Err(invalid(
@@ -215,6 +226,71 @@ pub fn load(interp: &mut Interpreter, args: &Args, layer: &Layer) -> EvalResult<
         cell.set(value);
     }
     Ok(Value::None)
+}
+
+/// A key that the top-level object of the safetensors header (already parsed as valid JSON)
+/// holds twice, decoded.
+fn duplicate_key(bytes: &[u8]) -> Option<String> {
+    let len = usize::try_from(u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?)).ok()?;
+    let header = std::str::from_utf8(bytes.get(8..8usize.checked_add(len)?)?).ok()?;
+    let mut seen = std::collections::HashSet::new();
+    let mut chars = header.chars();
+    let mut depth = 0usize;
+    let mut key_expected = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '{' | '[' => {
+                depth += 1;
+                key_expected = c == '{' && depth == 1;
+            }
+            '}' | ']' => depth = depth.saturating_sub(1),
+            ',' => key_expected = depth == 1,
+            '"' => {
+                let text = json_string(&mut chars)?;
+                if key_expected && !seen.insert(text.clone()) {
+                    return Some(text);
+                }
+                key_expected = false;
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The rest of a JSON string whose opening quote was just read, decoded.
+fn json_string(chars: &mut std::str::Chars) -> Option<String> {
+    let mut out = String::new();
+    let hex = |chars: &mut std::str::Chars| -> Option<u32> {
+        let digits: String = chars.by_ref().take(4).collect();
+        u32::from_str_radix(&digits, 16).ok()
+    };
+    loop {
+        match chars.next()? {
+            '"' => return Some(out),
+            '\\' => match chars.next()? {
+                'b' => out.push('\u{8}'),
+                'f' => out.push('\u{c}'),
+                'n' => out.push('\n'),
+                'r' => out.push('\r'),
+                't' => out.push('\t'),
+                'u' => {
+                    let high = hex(chars)?;
+                    let code = if (0xD800..0xDC00).contains(&high) {
+                        // A surrogate pair: `\uD83D\uDE00`.
+                        let (_, _) = (chars.next()?, chars.next()?);
+                        let low = hex(chars)?;
+                        0x10000 + ((high - 0xD800) << 10) + (low.checked_sub(0xDC00)? & 0x3FF)
+                    } else {
+                        high
+                    };
+                    out.push(char::from_u32(code).unwrap_or('\u{fffd}'));
+                }
+                other => out.push(other),
+            },
+            c => out.push(c),
+        }
+    }
 }
 
 fn quoted(names: &[&str]) -> String {

@@ -503,7 +503,7 @@ fn conv_matrix(interp: &mut Interpreter, args: Args) -> EvalResult<Value> {
     let w = args.tensor(0)?;
     let [h, wd] = args.pair(1)?;
     let groups = args.int(5)?;
-    let in_channels = w.shape().get(1).copied().unwrap_or(0) as i64 * groups.max(1);
+    let in_channels = w.shape().get(1).copied().unwrap_or(0) as u128 * groups.max(1) as u128;
     let (Ok(h), Ok(wd), Ok(c)) = (
         usize::try_from(h),
         usize::try_from(wd),
@@ -515,8 +515,9 @@ fn conv_matrix(interp: &mut Interpreter, args: Args) -> EvalResult<Value> {
             "negative size",
         )));
     };
-    let n = c * h * wd;
     interp.at(args.call);
+    let n = crate::tensor::storage::checked_numel("conv_matrix", &[c, h, wd])
+        .map_err(|e| interp.tensor_err(e, args.call))?;
     let basis = Tensor::eye(n, n)
         .and_then(|e| e.reshape(&[n as i64, c as i64, h as i64, wd as i64]))
         .map_err(|e| interp.tensor_err(e, args.call))?;

@@ -82,7 +82,15 @@ fn len(_: &mut Interpreter, args: Args) -> EvalResult<Value> {
             )));
         }
     };
-    Ok(Value::Int(i64::try_from(n).unwrap_or(i64::MAX)))
+    match i64::try_from(n) {
+        Ok(n) => Ok(Value::Int(n)),
+        // Only a range can be that long: `len(-2**63 .. 2**63 - 1)`.
+        Err(_) => Err(Box::new(RuntimeError::value(
+            format!("integer overflow: the length {n} does not fit in 64 bits"),
+            args.span(0),
+            "too long",
+        ))),
+    }
 }
 
 pub(super) const SUM: BuiltinDef = BuiltinDef {

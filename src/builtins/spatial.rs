@@ -77,7 +77,7 @@ pub enum Window {
 
 /// The largest kernel size, stride, padding, dilation or group count accepted: far beyond
 /// any real layer, and small enough that the size formulas cannot overflow.
-const LARGEST_ARGUMENT: i64 = 1 << 30;
+pub(crate) const LARGEST_ARGUMENT: i64 = 1 << 30;
 
 /// `padding="same"` / `"valid"` or numbers, for convolutions.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -811,8 +811,31 @@ pub fn op_words(op: SpatialOp) -> &'static str {
 /// What to do about `groups` that do not divide both channel counts: the groups values
 /// that would.
 pub fn groups_help(groups: i64, in_channels: Option<i64>, out_channels: i64) -> String {
-    let fits: Vec<String> = (1..=out_channels.max(1))
-        .filter(|g| out_channels % g == 0 && in_channels.is_none_or(|i| i % g == 0))
+    // The divisors of both counts are those of their gcd, found in pairs up to its square
+    // root (bounded, so a count near 2**62 takes no time; beyond 2**32 the list may miss
+    // some large divisors, which no real layer has).
+    let gcd = |mut a: u64, mut b: u64| {
+        while b != 0 {
+            (a, b) = (b, a % b);
+        }
+        a
+    };
+    let out = out_channels.max(1).unsigned_abs();
+    let common = in_channels.map_or(out, |i| gcd(i.unsigned_abs(), out));
+    let (mut small, mut large) = (Vec::new(), Vec::new());
+    let mut d: u64 = 1;
+    while d <= 1 << 16 && d * d <= common {
+        if common.is_multiple_of(d) {
+            small.push(d);
+            if d * d != common {
+                large.push(common / d);
+            }
+        }
+        d += 1;
+    }
+    let fits: Vec<String> = small
+        .into_iter()
+        .chain(large.into_iter().rev())
         .map(|g| g.to_string())
         .collect();
     let here = match in_channels {

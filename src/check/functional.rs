@@ -98,9 +98,9 @@ impl Checker {
             };
             let int = |v: Option<i64>| Ty::Int(v);
             let (inputs, outputs) = if transposed {
-                (Some(dims[0]), groups.map(|g| dims[1] * g))
+                (Some(dims[0]), groups.and_then(|g| dims[1].checked_mul(g)))
             } else {
-                (groups.map(|g| dims[1] * g), Some(dims[0]))
+                (groups.and_then(|g| dims[1].checked_mul(g)), Some(dims[0]))
             };
             // The channel check first, worded as the run-time one for a functional form (the
             // weight is at fault, not a layer's `in_channels`).

@@ -89,7 +89,7 @@ fn window(l: &LayerTy) -> Option<Window> {
         Ty::Str(Some(p)) if l.kind == "Conv2d" && &*p == "valid" => ([0, 0], false),
         _ => (l.pair("padding")?, false),
     };
-    Some(Window {
+    let w = Window {
         op,
         kernel: l.pair("kernel_size")?,
         stride,
@@ -106,7 +106,12 @@ fn window(l: &LayerTy) -> Option<Window> {
         },
         ceil_mode,
         same,
-    })
+    };
+    // Beyond the run's bound on these numbers the size formulas would overflow; the run
+    // reports them (E0311), and the shape stays unknown here.
+    let bound = crate::builtins::spatial::LARGEST_ARGUMENT;
+    let numbers = [w.kernel, w.stride, w.padding, w.dilation, w.output_padding];
+    numbers.iter().flatten().all(|&v| v <= bound).then_some(w)
 }
 
 /// E0311 for a configuration the engine rejects, worded as the run-time diagnostic is
@@ -139,6 +144,29 @@ impl Checker {
             rest: b.rest.clone(),
             span,
         };
+        // Sizes the engine wants at least 1, refused as it refuses them (before any input).
+        for name in [
+            "in_channels",
+            "out_channels",
+            "in_features",
+            "out_features",
+            "num_features",
+            "upscale_factor",
+        ] {
+            if let Some(n) = layer.int(name).filter(|&n| n < 1) {
+                let d = TensorDiagnostic::new(
+                    TensorCode::InvalidConfig,
+                    format!(
+                        "argument `{name}` of `{}` must be at least 1, got {n}",
+                        def.name
+                    ),
+                    layer.at(name),
+                    "not positive",
+                );
+                self.error(CheckError::Shape(Box::new(d)));
+                return Ty::Unknown;
+            }
+        }
         if let Some(w) = window(&layer) {
             let mut errors = Vec::new();
             for axis in 0..2 {
@@ -262,6 +290,9 @@ impl Checker {
             name if let Some(op) = stateless::by_layer(name) => {
                 self.apply_stateless(op, l.pair("output_size"), t, span)
             }
+            // A Sequential with an item that failed to build never runs: its mistake is
+            // that item's, reported where it was built.
+            "Sequential" if l.rest.iter().any(|(t, _)| !matches!(t, Ty::Layer(_))) => Ty::Unknown,
             "Sequential" => {
                 let mut x = input.clone();
                 self.nest_rows(1);
@@ -433,14 +464,13 @@ impl Checker {
                     if l.kind == "PixelShuffle"
                         && let (Some(c), Some(r)) =
                             (shape[1].as_const(), l.int("upscale_factor"))
-                        && r > 0
-                        && c % (r * r) != 0 =>
+                        && let Some(r2) = r.checked_mul(r).filter(|_| r > 0)
+                        && c % r2 != 0 =>
                 {
                     let d = TensorDiagnostic::new(
                         TensorCode::ChannelMismatch,
                         format!(
-                            "pixel_shuffle: {c} channels are not divisible by upscale_factor^2 = {}",
-                            r * r
+                            "pixel_shuffle: {c} channels are not divisible by upscale_factor^2 = {r2}"
                         ),
                         span,
                         "channels do not fit",

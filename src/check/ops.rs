@@ -19,10 +19,24 @@ fn int_op(op: BinOp, a: i64, b: i64) -> Option<i64> {
         BinOp::Add => a.checked_add(b),
         BinOp::Sub => a.checked_sub(b),
         BinOp::Mul => a.checked_mul(b),
+        // As the interpreter: `i64::MIN // -1` overflows (left unknown, the run reports
+        // it), `i64::MIN % -1` is 0.
         BinOp::FloorDiv if b != 0 => {
-            Some(a.div_euclid(b) - i64::from(b < 0 && a.rem_euclid(b) != 0))
+            let q = a.checked_div(b)?;
+            Some(if a % b != 0 && ((a % b < 0) != (b < 0)) {
+                q - 1
+            } else {
+                q
+            })
         }
-        BinOp::Mod if b != 0 => Some(((a % b) + b) % b),
+        BinOp::Mod if b != 0 => {
+            let r = a.checked_rem(b).unwrap_or(0);
+            Some(if r != 0 && ((r < 0) != (b < 0)) {
+                r + b
+            } else {
+                r
+            })
+        }
         _ => None,
     }
 }
@@ -397,7 +411,9 @@ impl Checker {
                 field: t.field.clone(),
             }),
             "item" => Ty::Float,
-            "numel" => Ty::Int(concrete(shape).map(|s| s.iter().product())),
+            "numel" => Ty::Int(
+                concrete(shape).and_then(|s| s.iter().try_fold(1i64, |a, &d| a.checked_mul(d))),
+            ),
             "unsqueeze" | "squeeze" | "transpose" | "t"
                 if m != "squeeze" || b.slots.first().is_some_and(|s| s.is_some()) =>
             {
@@ -472,17 +488,24 @@ impl Checker {
                 let Some(s) = concrete(shape) else {
                     return unknown;
                 };
-                let numel: i64 = s.iter().product();
-                let known: i64 = req.iter().filter(|&&d| d != -1).product();
+                if req.iter().any(|&d| d < -1) {
+                    return unknown;
+                }
+                // A product beyond 64 bits cannot be the element count: the run says so.
+                let product = |dims: &[i64]| {
+                    dims.iter()
+                        .filter(|&&d| d != -1)
+                        .try_fold(1i64, |acc, &d| acc.checked_mul(d))
+                };
+                let (Some(numel), Some(known)) = (product(&s), product(&req)) else {
+                    return unknown;
+                };
                 let infer = req.iter().filter(|&&d| d == -1).count();
                 let ok = match infer {
                     0 => known == numel,
                     1 => known > 0 && numel % known == 0,
                     _ => return unknown,
                 };
-                if req.iter().any(|&d| d < -1) {
-                    return unknown;
-                }
                 if !ok {
                     let op = if m == "view" { "view" } else { "reshape" };
                     self.tensor_error(

@@ -197,6 +197,11 @@ pub(super) fn concrete_shape(shape: &[SymDim]) -> Option<Vec<usize>> {
         .collect()
 }
 
+/// A constant int that can be a size.
+fn nonneg(t: &Ty) -> Option<i64> {
+    t.as_int().filter(|d| *d >= 0)
+}
+
 pub(super) fn concrete_usize(shape: &[i64]) -> Vec<usize> {
     shape
         .iter()
@@ -356,11 +361,12 @@ impl Checker {
         match def.name {
             "zeros" | "ones" | "rand" | "randn" => {
                 let dims = match b.rest.as_slice() {
-                    [(Ty::List(Some(items)), _)] => items.iter().map(|t| t.as_int()).collect(),
+                    // A negative size is the run's error; its shape stays unknown.
+                    [(Ty::List(Some(items)), _)] => items.iter().map(nonneg).collect(),
                     [(Ty::List(None), _)] => None,
                     items => items
                         .iter()
-                        .map(|(t, _)| t.as_int())
+                        .map(|(t, _)| nonneg(t))
                         .collect::<Option<Vec<_>>>(),
                 };
                 let shape = dims.map(|d: Vec<i64>| d.into_iter().map(SymDim::constant).collect());
@@ -374,7 +380,7 @@ impl Checker {
                 let shape = match b.get(0) {
                     Some(Ty::List(Some(items))) => items
                         .iter()
-                        .map(|t| t.as_int().map(SymDim::constant))
+                        .map(|t| nonneg(t).map(SymDim::constant))
                         .collect(),
                     _ => None,
                 };
@@ -404,12 +410,14 @@ impl Checker {
                     (Some(start), Some(Ty::Int(Some(end))), Some(Ty::Int(Some(step))))
                         if *step != 0 =>
                     {
-                        let n = end - start;
-                        Some(if (n > 0) == (*step > 0) {
+                        // In 128 bits: `arange(-2**63, 2**63 - 1)` spans more than 64.
+                        let (n, step) = (i128::from(*end) - i128::from(start), i128::from(*step));
+                        i64::try_from(if (n > 0) == (step > 0) {
                             (n + step - step.signum()) / step
                         } else {
                             0
                         })
+                        .ok()
                     }
                     _ => None,
                 };
@@ -474,18 +482,15 @@ impl Checker {
             // other path, or a file that cannot be read, is unknown: the run reports it.
             "load_npy" => {
                 let shape = match b.get(0) {
-                    Some(Ty::Str(Some(path))) => std::fs::File::open(&**path)
-                        .ok()
-                        .and_then(|f| {
-                            crate::tensor::npy::read_header(&mut std::io::BufReader::new(f)).ok()
-                        })
-                        .filter(|h| crate::tensor::npy::Dtype::supported(&h.descr))
-                        .map(|h| {
-                            h.shape
-                                .iter()
-                                .map(|&d| SymDim::constant(d as i64))
-                                .collect()
-                        }),
+                    Some(Ty::Str(Some(path))) => crate::tensor::npy::file_header(
+                        std::path::Path::new(&**path),
+                    )
+                    .and_then(|h| {
+                        h.shape
+                            .iter()
+                            .map(|&d| i64::try_from(d).ok().map(SymDim::constant))
+                            .collect()
+                    }),
                     _ => None,
                 };
                 Ty::Tensor(TensorTy {

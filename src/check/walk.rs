@@ -1012,7 +1012,7 @@ fn index_ty(o: &Ty, items: &[Index]) -> Ty {
 
 /// The length of `start:stop:step` over a dim, when everything is a constant.
 fn slice_len(dim: &SymDim, a: &Option<Ty>, b: &Option<Ty>, c: &Option<Ty>) -> SymDim {
-    let Some(n) = dim.as_const() else {
+    let Some(n) = dim.as_const().filter(|n| *n >= 0) else {
         return SymDim::unknown();
     };
     let get = |t: &Option<Ty>, default: i64| match t {
@@ -1027,14 +1027,15 @@ fn slice_len(dim: &SymDim, a: &Option<Ty>, b: &Option<Ty>, c: &Option<Ty>) -> Sy
         return SymDim::unknown();
     }
     let clamp = |v: i64| {
-        let v = if v < 0 { v + n } else { v };
+        let v = if v < 0 { v.saturating_add(n) } else { v };
         v.clamp(0, n)
     };
     let (s, e) = (clamp(start), clamp(stop));
     if e <= s {
         SymDim::constant(0)
     } else {
-        SymDim::constant((e - s + step - 1) / step)
+        // ceil((e - s) / step), without overflow for a step near i64::MAX.
+        SymDim::constant((e - s - 1) / step + 1)
     }
 }
 

@@ -19,6 +19,9 @@ const MAGIC: &[u8] = b"\x93NUMPY";
 /// a larger bound still keeps a corrupt length from allocating gigabytes.
 const MAX_HEADER: usize = 1 << 20;
 
+/// Most dims an array may have: numpy's own limit (`NPY_MAXDIMS`).
+pub const MAX_DIMS: usize = 64;
+
 /// What is wrong with bytes that should be a `.npy` file.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum NpyError {
@@ -139,10 +142,28 @@ pub struct Header {
     pub shape: Vec<usize>,
     /// Bytes before the data: magic, version, length and header.
     pub data_offset: usize,
+    /// Bytes of data the shape and element type need.
+    pub data_len: usize,
+}
+
+/// The header of the `.npy` file at `path`, validated as [`decode`] validates it, when the
+/// file is a regular file whose size is exactly what its header says: the checker's view
+/// of the shape `load_npy` will give. Nothing is read from anything but a regular file (a
+/// FIFO or a device would block or never end); `None` when anything is amiss.
+pub fn file_header(path: &std::path::Path) -> Option<Header> {
+    if !std::fs::metadata(path).ok()?.is_file() {
+        return None;
+    }
+    let file = std::fs::File::open(path).ok()?;
+    let size = file.metadata().ok().filter(|m| m.is_file())?.len();
+    let header = read_header(&mut std::io::BufReader::new(file)).ok()?;
+    let total = header.data_offset.checked_add(header.data_len)?;
+    (u64::try_from(total).ok()? == size).then_some(header)
 }
 
 /// Reads only the header from `reader` (for the checker, which wants a file's shape
-/// without its data).
+/// without its data), refusing a shape no array can have: more than [`MAX_DIMS`] dims, a
+/// dim above `i64::MAX`, or more bytes than memory can address.
 pub fn read_header(reader: &mut impl Read) -> Result<Header, NpyError> {
     let mut prefix = [0u8; 12];
     let n = read_up_to(reader, &mut prefix)?;
@@ -156,6 +177,30 @@ pub fn read_header(reader: &mut impl Read) -> Result<Header, NpyError> {
         return Err(NpyError::Truncated { what: "header" });
     }
     parse_dict(&text, start + header_len)
+}
+
+/// The bytes of data `shape` holds in elements of `descr`, if such an array can exist.
+fn data_len(descr: &str, shape: &[usize]) -> Result<usize, NpyError> {
+    let dtype = Dtype::parse(descr)?;
+    let too_large = || NpyError::BadHeader {
+        detail: format!("the shape {shape:?} is too large"),
+    };
+    if shape.len() > MAX_DIMS {
+        return Err(NpyError::BadHeader {
+            detail: format!(
+                "{} dims, more than the {MAX_DIMS} an array can have",
+                shape.len()
+            ),
+        });
+    }
+    if shape.iter().any(|&d| i64::try_from(d).is_err()) {
+        return Err(too_large());
+    }
+    shape
+        .iter()
+        .try_fold(dtype.size, |acc, &d| acc.checked_mul(d))
+        .filter(|&n| isize::try_from(n).is_ok())
+        .ok_or_else(too_large)
 }
 
 /// Reads into `buf` until it is full or the input ends; the count read.
@@ -209,17 +254,9 @@ pub fn parse_header(bytes: &[u8]) -> Result<Header, NpyError> {
 pub fn decode(bytes: &[u8]) -> Result<Tensor, NpyError> {
     let header = parse_header(bytes)?;
     let dtype = Dtype::parse(&header.descr)?;
-    let numel = header
-        .shape
-        .iter()
-        .try_fold(1usize, |acc, &d| acc.checked_mul(d));
-    let expected = numel.and_then(|n| n.checked_mul(dtype.size));
+    let expected = header.data_len;
+    let numel = expected / dtype.size;
     let data = &bytes[header.data_offset.min(bytes.len())..];
-    let (Some(numel), Some(expected)) = (numel, expected) else {
-        return Err(NpyError::BadHeader {
-            detail: format!("the shape {:?} is too large", header.shape),
-        });
-    };
     if data.len() < expected {
         return Err(NpyError::Truncated { what: "data" });
     }
@@ -332,6 +369,7 @@ fn parse_dict(text: &[u8], data_offset: usize) -> Result<Header, NpyError> {
     }
     match (descr, fortran, shape) {
         (Some(descr), Some(fortran_order), Some(shape)) => Ok(Header {
+            data_len: data_len(&descr, &shape)?,
             descr,
             fortran_order,
             shape,

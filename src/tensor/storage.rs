@@ -246,15 +246,21 @@ pub fn checked_numel(op: &'static str, shape: &[usize]) -> Result<usize> {
 /// its bytes exceed `left`.
 pub fn checked_numel_within(op: &'static str, shape: &[usize], left: u64) -> Result<usize> {
     let mut numel: u128 = 1;
+    // The span of the strides, as if every empty dim had size 1: an empty tensor of
+    // shape [0, 2**62, 2**62] has no strides that fit.
+    let mut extent: u128 = 1;
     for &size in shape {
         numel = numel.saturating_mul(size as u128);
+        extent = extent.saturating_mul(size.max(1) as u128);
     }
     let bytes = numel.saturating_mul(4);
-    if numel > usize::MAX as u128 / 4 || bytes > u128::from(left) {
+    if numel > usize::MAX as u128 / 4 || extent > usize::MAX as u128 / 4 || bytes > u128::from(left)
+    {
         return Err(TensorError::TooLarge {
             op,
             shape: shape.to_vec(),
-            bytes,
+            // The strides' span: the bytes, or for an empty tensor what its strides need.
+            bytes: extent.saturating_mul(4),
             available: left,
         });
     }

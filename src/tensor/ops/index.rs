@@ -157,7 +157,11 @@ impl Tensor {
             let mut out = layout.clone();
             out.offset += first * layout.strides[d];
             out.shape[d] = count;
-            out.strides[d] *= step as usize;
+            // One element or none: the stride is never followed, and `stride * step` may
+            // not fit for a huge step (`x[::2**62]`). With two or more, `step < size`.
+            if count > 1 {
+                out.strides[d] *= step as usize;
+            }
             out
         };
         let layout = slice(self.layout());
