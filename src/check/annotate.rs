@@ -7,7 +7,7 @@ use super::dim::{Comparison, Preconditions, SymDim};
 use super::error::CheckError;
 use super::ty::{Grad, TensorTy, Ty, shape_string};
 use super::walk::Checker;
-use crate::eval::tensor_error::{TensorCode, TensorDiagnostic};
+use crate::diagnostic::{TensorCode, TensorDiagnostic};
 use crate::source::Span;
 use crate::syntax::ast::{ExprKind, Ident, ShapeSpec};
 

@@ -12,7 +12,7 @@ use super::rules::{Bound, slot_named};
 use super::ty::{BuiltinRef, LayerTy, TensorTy, Ty, shape_string};
 use super::walk::Checker;
 use crate::builtins::{self, BuiltinDef};
-use crate::eval::tensor_error::{TensorCode, TensorDiagnostic};
+use crate::diagnostic::{TensorCode, TensorDiagnostic};
 use crate::source::Span;
 use crate::tensor::shape::{self, SpatialOp};
 
